@@ -1,0 +1,146 @@
+"""Typed, frozen settings. The only module that reads the process environment.
+
+Precedence, highest first: explicit arguments > ``WARDEN_*`` environment variables > the config
+file (TOML) > defaults. The config file is ``$WARDEN_CONFIG`` if set, else ``warden.toml`` in
+the state directory. Hard bounds (maximum TTLs, body sizes) are fields with safe defaults whose
+validators refuse values outside what Warden supports.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from warden.errors import ConfigError
+
+ENV_PREFIX = "WARDEN_"
+CONFIG_FILE_NAME = "warden.toml"
+HOUR = 3600
+DAY = 24 * HOUR
+
+
+class Settings(BaseSettings):
+    """Everything Warden reads from its environment, validated once and then frozen."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    state_dir: Path = Field(default=Path(".warden"), description="Where Warden keeps its state")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite in the state directory"
+    )
+    trust_domain: str = Field(default="example.org", description="Used by `warden init` only")
+    master_key_file: Path | None = Field(
+        default=None, description="Key that encrypts CA keys at rest; default: in the state dir"
+    )
+
+    x509_svid_ttl_s: int = Field(default=HOUR, ge=60, le=DAY)
+    x509_svid_max_ttl_s: int = Field(default=HOUR, ge=60, le=DAY)
+    jwt_svid_ttl_s: int = Field(default=300, ge=30, le=HOUR)
+    jwt_svid_max_ttl_s: int = Field(default=HOUR, ge=30, le=HOUR)
+    operator_svid_ttl_s: int = Field(default=12 * HOUR, ge=300, le=7 * DAY)
+    intermediate_ttl_s: int = Field(default=30 * DAY, ge=DAY, le=365 * DAY)
+    root_ttl_s: int = Field(default=3650 * DAY, ge=30 * DAY, le=7300 * DAY)
+    clock_skew_s: int = Field(default=30, ge=0, le=300)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8443, ge=0, le=65535)
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # No .env or secrets-dir sources: keys and passphrases never come from the environment.
+        return init_settings, env_settings, _FileSource(settings_cls)
+
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy URL of the store."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.state_dir / 'warden.db').resolve()}"
+
+    @property
+    def key_file(self) -> Path:
+        """The file holding the key that encrypts private keys at rest."""
+        return self.master_key_file or self.state_dir / "keys" / "master.key"
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Reads the TOML config file chosen by :func:`load_settings`."""
+
+    path: Path | None = None
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if self.path is None or not self.path.exists():
+            return {}
+        try:
+            with self.path.open("rb") as handle:
+                data = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {self.path}: {exc}") from exc
+        section = data.get("warden", data)
+        if not isinstance(section, dict):
+            raise ConfigError(f"config file {self.path}: [warden] must be a table")
+        return section
+
+
+def config_file_path(state_dir: Path | None = None) -> Path:
+    """Where the config file is: ``$WARDEN_CONFIG``, else ``warden.toml`` in the state dir."""
+    explicit = os.environ.get(ENV_PREFIX + "CONFIG")
+    if explicit:
+        return Path(explicit)
+    if state_dir is None:
+        state_dir = Path(os.environ.get(ENV_PREFIX + "STATE_DIR", ".warden"))
+    return state_dir / CONFIG_FILE_NAME
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings with arguments > environment > config file > defaults.
+
+    Raises :class:`ConfigError` with every problem listed when a value is out of bounds.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    state_dir = given.get("state_dir")
+    _FileSource.path = config_file_path(Path(state_dir) if state_dir is not None else None)
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
+    finally:
+        _FileSource.path = None
+    if settings.x509_svid_ttl_s > settings.x509_svid_max_ttl_s:
+        raise ConfigError("x509_svid_ttl_s exceeds x509_svid_max_ttl_s")
+    if settings.jwt_svid_ttl_s > settings.jwt_svid_max_ttl_s:
+        raise ConfigError("jwt_svid_ttl_s exceeds jwt_svid_max_ttl_s")
+    return settings
+
+
+def starter_config(trust_domain: str) -> str:
+    """The TOML that `warden init` writes: the defaults a user is most likely to change."""
+    return (
+        "# Warden configuration. Precedence: arguments > WARDEN_* environment > this file.\n"
+        "[warden]\n"
+        f'trust_domain = "{trust_domain}"\n'
+        "# database_url = \"postgresql+psycopg://warden@127.0.0.1:5432/warden\"\n"
+        f"x509_svid_ttl_s = {HOUR}\n"
+        "jwt_svid_ttl_s = 300\n"
+        'api_host = "127.0.0.1"\n'
+        "api_port = 8443\n"
+    )

@@ -1,0 +1,1 @@
+"""The identity authority: agent registry, built-in CA, SPIFFE SVIDs, verification."""

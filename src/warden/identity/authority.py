@@ -1,0 +1,62 @@
+"""The identity authority assembled from settings: CA, registries, issuer and verifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from warden.config import Settings
+from warden.identity.ca import CertificateAuthority, FileKeyManager, KeyManager
+from warden.identity.issuer import CredentialIssuer
+from warden.identity.feed import FeedCredentialStatus
+from warden.identity.registry import AgentRegistry, OperatorRegistry
+from warden.identity.verifier import CredentialVerifier
+from warden.store import Store, open_store
+
+
+@dataclass(frozen=True)
+class IdentityAuthority:
+    """Everything the identity pillar offers, wired to one store and one CA."""
+
+    settings: Settings
+    store: Store
+    ca: CertificateAuthority
+    agents: AgentRegistry
+    operators: OperatorRegistry
+    issuer: CredentialIssuer
+    verifier: CredentialVerifier
+    status: FeedCredentialStatus
+
+    @property
+    def trust_domain(self) -> str:
+        return self.ca.trust_domain
+
+    @classmethod
+    def from_parts(
+        cls,
+        settings: Settings,
+        store: Store,
+        keys: KeyManager,
+    ) -> IdentityAuthority:
+        ca = CertificateAuthority(store, keys, settings)
+        status = FeedCredentialStatus(store)
+        # Changes made in this process reach its own verifier at once; others' via the feed.
+        agents = AgentRegistry(store, ca.trust_domain, settings, on_change=status.catch_up)
+        operators = OperatorRegistry(store, ca.trust_domain, on_change=status.catch_up)
+        verifier = CredentialVerifier(
+            lambda: ca.bundle, status, clock_skew_s=settings.clock_skew_s
+        )
+        issuer = CredentialIssuer(
+            ca, agents, operators, store, settings, on_change=status.catch_up
+        )
+        return cls(settings, store, ca, agents, operators, issuer, verifier, status)
+
+
+def file_key_manager(settings: Settings) -> FileKeyManager:
+    """The default key manager: encrypted key files in the state directory."""
+    return FileKeyManager(settings.state_dir / "keys", settings.key_file)
+
+
+def open_authority(settings: Settings) -> IdentityAuthority:
+    """Open the identity authority of an initialised installation."""
+    store = open_store(settings.database)
+    return IdentityAuthority.from_parts(settings, store, file_key_manager(settings))

@@ -1,0 +1,87 @@
+"""Opening the store: one engine per process, SQLite tuned for a single host, PostgreSQL as is."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from warden.errors import StoreError
+from warden.store import schema
+
+
+@dataclass(frozen=True)
+class Store:
+    """A migrated database. ``begin()`` yields a connection inside one transaction."""
+
+    engine: Engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction; store failures surface as :class:`StoreError`."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store failure: {type(exc).__name__}: {exc}") from exc
+
+    def get_meta(self, key: str) -> str | None:
+        with self.begin() as conn:
+            value = conn.execute(
+                select(schema.meta.c.value).where(schema.meta.c.key == key)
+            ).scalar_one_or_none()
+        return value
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.begin() as conn:
+            updated = conn.execute(
+                schema.meta.update().where(schema.meta.c.key == key).values(value=value)
+            ).rowcount
+            if not updated:
+                conn.execute(schema.meta.insert().values(key=key, value=value))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    # WAL lets readers run beside the writer; busy_timeout waits for a writer instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with Warden's connection settings."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open (and by default migrate to the newest schema) the store at ``url``."""
+    from warden.store.migrate import upgrade
+
+    try:
+        engine = make_engine(url)
+    except (SQLAlchemyError, ValueError) as exc:
+        raise StoreError(f"cannot open store {url!r}: {exc}") from exc
+    store = Store(engine)
+    if migrate:
+        upgrade(store)
+    return store

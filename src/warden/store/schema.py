@@ -1,0 +1,112 @@
+"""Table definitions, the single description of the schema that migrations create."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# Key-value facts about this installation (trust domain, bundle sequence).
+meta = Table(
+    "warden_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column("spiffe_id", String(2048), nullable=False, unique=True),
+    Column("owner", String(256), nullable=False),
+    Column("purpose", Text, nullable=False, default=""),
+    Column("labels", JSON, nullable=False),
+    Column("selectors", JSON, nullable=False),
+    Column("max_svid_ttl_s", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("credential_epoch", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("status_reason", Text, nullable=False, default=""),
+)
+
+# SPIFFE IDs of deleted agents: not reusable until every credential they held has expired.
+retired_spiffe_ids = Table(
+    "retired_spiffe_ids",
+    metadata,
+    Column("spiffe_id", String(2048), primary_key=True),
+    Column("retired_at", DateTime(timezone=True), nullable=False),
+    Column("reusable_at", DateTime(timezone=True), nullable=False),
+    Column("last_epoch", Integer, nullable=False),
+)
+
+operators = Table(
+    "operators",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("spiffe_id", String(2048), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("credential_epoch", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(2048), nullable=False),
+)
+
+# Individually revoked credentials: X.509 serials (hex) and JWT ids, kept until they expire.
+revoked_credentials = Table(
+    "revoked_credentials",
+    metadata,
+    Column("credential_id", String(128), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("spiffe_id", String(2048), nullable=False),
+    Column("not_after", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+# The CA's certificates; their private keys live in the key manager under ``key_ref``.
+authorities = Table(
+    "authorities",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # root | intermediate | jwt
+    Column("status", String(16), nullable=False),  # active | retiring | retired
+    Column("pem", Text, nullable=False),  # certificate, or public key for jwt
+    Column("key_ref", String(128), nullable=False),
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("not_after", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+)
+Index("ix_authorities_kind_status", authorities.c.kind, authorities.c.status)
+
+# Every change to a principal's status or epoch, and every single-credential revocation, in
+# commit order. Verifiers rebuild their in-memory view from it and follow it by sequence.
+principal_feed = Table(
+    "principal_feed",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("spiffe_id", String(2048), nullable=False),
+    Column("change", String(16), nullable=False),  # status | deleted | credential
+    Column("status", String(16), nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("credential_id", String(128), nullable=True),
+    Column("not_after", DateTime(timezone=True), nullable=True),
+    Column("reason", Text, nullable=False),
+)

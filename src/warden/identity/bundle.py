@@ -48,6 +48,10 @@ class TrustBundle:
     x509_authorities: tuple[x509.Certificate, ...]
     jwt_authorities: tuple[JwtAuthority, ...]
     sequence: int = 0
+    # Intermediates Warden issued (active and retiring): help for path building only, never
+    # trust anchors, and not part of the published bundle. TLS stacks hand applications only
+    # the leaf, so the verifier completes the chain with these.
+    intermediates: tuple[x509.Certificate, ...] = ()
     _jwt_by_kid: dict[str, ec.EllipticCurvePublicKey] = field(
         init=False, repr=False, compare=False
     )

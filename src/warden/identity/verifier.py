@@ -129,7 +129,7 @@ class CredentialVerifier:
             .build_client_verifier()
         )
         try:
-            verifier.verify(leaf, intermediates)
+            verifier.verify(leaf, [*intermediates, *bundle.intermediates])
         except verification.VerificationError as exc:
             raise CredentialRejected("untrusted_chain", str(exc)) from exc
         epoch = decode_epoch(leaf)

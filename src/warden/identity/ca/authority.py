@@ -287,6 +287,10 @@ class CertificateAuthority:
                 if a.kind == "jwt"
             ),
             sequence=int(sequence or 0),
+            intermediates=tuple(
+                x509.load_pem_x509_certificate(a.pem.encode())
+                for a in authorities if a.kind == "intermediate"
+            ),
         )
         if any(a.kind == "intermediate" and a.status == "active" for a in authorities):
             active = self._active("intermediate")

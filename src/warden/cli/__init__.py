@@ -1,0 +1,1 @@
+"""The ``warden`` command: thin adapters that parse, load settings and call components."""

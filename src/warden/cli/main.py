@@ -1,0 +1,121 @@
+"""``warden``: the root command, set-up and serving."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from warden.cli import agents, ca, demo, operators, svids
+from warden.cli.common import State, console, handle_errors, print_json
+from warden.config import CONFIG_FILE_NAME, load_settings, starter_config
+from warden.errors import ConfigError
+from warden.identity.authority import IdentityAuthority, file_key_manager
+from warden.identity.ca import CertificateAuthority, FileKeyManager
+from warden.identity.ca.keys import write_private_file
+from warden.store import open_store
+
+app = typer.Typer(no_args_is_help=True, help="Warden: zero-trust control plane for AI agents.",
+                  pretty_exceptions_enable=False)
+app.add_typer(agents.app, name="agent", help="Register and manage agents.")
+app.add_typer(svids.app, name="svid", help="Issue, inspect and revoke SVIDs.")
+app.add_typer(operators.app, name="operator", help="Manage operators.")
+app.add_typer(ca.app, name="ca", help="The built-in certificate authority.")
+app.command("demo", help="A walk-through of Warden on a fresh state directory.")(demo.run_demo)
+
+
+@app.callback()
+def root(
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="State directory [default: .warden]")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="SQLAlchemy URL of the store")
+    ] = None,
+) -> None:
+    State.reset()
+    State.state_dir = state_dir
+    State.database_url = database_url
+
+
+@app.command()
+@handle_errors
+def init(
+    trust_domain: Annotated[str, typer.Option(help="The SPIFFE trust domain")] = "example.org",
+    operator: Annotated[str, typer.Option(help="Name of the first (admin) operator")] = "admin",
+) -> None:
+    """Create the state directory, config, store, CA and the first operator credential."""
+    settings = load_settings(state_dir=State.state_dir, database_url=State.database_url,
+                             trust_domain=trust_domain)
+    state_dir = settings.state_dir
+    if (state_dir / CONFIG_FILE_NAME).exists() or settings.key_file.exists():
+        raise ConfigError(f"{state_dir} is already initialised")
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    (state_dir / CONFIG_FILE_NAME).write_text(starter_config(trust_domain))
+    store = open_store(settings.database)
+    keys = FileKeyManager.create(state_dir / "keys", settings.key_file)
+    CertificateAuthority.initialise(store, keys, settings, trust_domain)
+    authority = IdentityAuthority.from_parts(settings, store, file_key_manager(settings))
+    authority.operators.add(operator, role="admin", created_by="warden init")
+    out = write_operator_credential(authority, operator)
+    store.dispose()
+    console.print(f"[green]Initialised[/] trust domain [bold]{trust_domain}[/] in {state_dir}")
+    console.print(f"Operator credential for [bold]{operator}[/] (admin): {out}")
+
+
+def write_operator_credential(authority: IdentityAuthority, name: str) -> Path:
+    """Issue an operator SVID and write svid.pem, key.pem and bundle.pem (all 0600)."""
+    issued = authority.issuer.issue_operator_x509(name)
+    out = authority.settings.state_dir / "operators" / name
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for filename, data in (
+        ("key.pem", issued.key_pem()),
+        ("svid.pem", issued.cert_chain_pem()),
+        ("bundle.pem", authority.ca.bundle.to_pem()),
+    ):
+        path = out / filename
+        path.unlink(missing_ok=True)
+        write_private_file(path, data)
+    return out
+
+
+@app.command()
+@handle_errors
+def bundle(
+    jwks: Annotated[bool, typer.Option("--jwks", help="SPIFFE bundle (JWK Set) format")] = False,
+) -> None:
+    """Print the trust bundle (PEM, or SPIFFE JWKS)."""
+    trust_bundle = State.authority().ca.bundle
+    if jwks:
+        print_json(trust_bundle.to_jwks())
+    else:
+        typer.echo(trust_bundle.to_pem().decode(), nl=False)
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+) -> None:
+    """Run the control-plane API (mTLS) until interrupted."""
+    from warden.server.run import ControlPlaneServer
+
+    server = ControlPlaneServer(State.authority(), host=host, port=port)
+    console.print(f"Warden control plane on [bold]{server.url}[/] "
+                  f"(trust domain {State.authority().trust_domain})")
+    asyncio.run(server.serve())
+
+
+@app.command()
+def version() -> None:
+    """Print Warden's version."""
+    from warden import __version__
+
+    typer.echo(__version__)
+
+

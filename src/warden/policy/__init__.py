@@ -1,0 +1,1 @@
+"""Policy administrator and engine: Cedar policies deciding every request."""

@@ -1,0 +1,16 @@
+"""Where the policy packs shipped with Warden live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import warden
+
+
+def shipped_policies() -> Path:
+    """The ``policies/`` directory: inside an installed wheel, or at the top of a checkout."""
+    package = Path(warden.__file__).parent
+    installed = package / "_policies"
+    if installed.is_dir():
+        return installed
+    return package.parent.parent / "policies"

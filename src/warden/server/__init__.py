@@ -1,0 +1,1 @@
+"""The control-plane HTTP API (``/v1/...``): thin adapters over the components."""

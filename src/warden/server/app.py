@@ -1,0 +1,216 @@
+"""The control-plane API: agents, operators, SVIDs and the trust bundle.
+
+Every route but the public bundle ones needs mTLS with an SVID and is authorised by the Cedar
+admin pack. Route handlers are synchronous (FastAPI runs them in its thread pool) because the
+store is.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from warden import __version__
+from warden.errors import (
+    ConflictError,
+    NotFoundError,
+    StoreError,
+    UntrustedInputError,
+    WardenError,
+)
+from warden.identity.authority import IdentityAuthority
+from warden.identity.ca.authority import load_csr_public_key
+from warden.identity.errors import StatusUnavailable
+from warden.identity.registry import OperatorRole, Status
+from warden.policy.admin import AdminAuthorizer
+from warden.server.auth import require
+from warden.server.limits import BodyLimit
+
+log = logging.getLogger("warden.server")
+CONTROL_PLANE = ("ControlPlane", "warden")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterAgent(_Body):
+    name: str = Field(max_length=63)
+    owner: str = Field(max_length=256)
+    purpose: str = Field(default="", max_length=2000)
+    labels: dict[str, str] = Field(default_factory=dict)
+    max_svid_ttl_s: int | None = None
+
+
+class StatusChange(_Body):
+    reason: str = Field(default="", max_length=2000)
+
+
+class X509Request(_Body):
+    csr: str = Field(max_length=16_384, description="PEM CSR; the key never leaves the agent")
+    ttl_s: int | None = None
+
+
+class JwtRequest(_Body):
+    audience: list[str] = Field(min_length=1, max_length=16)
+    ttl_s: int | None = None
+
+
+class AddOperator(_Body):
+    name: str = Field(max_length=63)
+    role: OperatorRole
+
+
+def _error(status: int, code: str, message: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": code}
+    if message:
+        body["message"] = message
+    return JSONResponse(body, status_code=status)
+
+
+def create_app(authority: IdentityAuthority, authorizer: AdminAuthorizer) -> Any:
+    """The ASGI application of the control plane, wrapped in its body-size limit."""
+    app = FastAPI(title="Warden control plane", version=__version__, docs_url=None,
+                  redoc_url=None)
+
+    @app.exception_handler(WardenError)
+    async def warden_error(_: Request, exc: WardenError) -> JSONResponse:
+        # Callers here are authenticated operators: name the code and say what was wrong,
+        # except for faults of Warden itself, whose detail stays in the log.
+        if isinstance(exc, NotFoundError):
+            return _error(404, exc.code, exc.message)
+        if isinstance(exc, ConflictError):
+            return _error(409, exc.code, exc.message)
+        if isinstance(exc, UntrustedInputError):
+            return _error(400, exc.code, exc.message)
+        log.error("control-plane fault: %s: %s", exc.code, exc.message)
+        if isinstance(exc, StatusUnavailable | StoreError):
+            return _error(503, exc.code)
+        return _error(500, exc.code)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]), "problem": e["msg"]}
+            for e in exc.errors()[:10]
+        ]
+        return JSONResponse({"error": "invalid_request", "problems": problems}, 422)
+
+    def allow(request: Request, action: str, resource: tuple[str, str] = CONTROL_PLANE) -> str:
+        return require(request, authority, authorizer, action, resource).spiffe_id
+
+    # -- public -----------------------------------------------------------------------------
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "trust_domain": authority.trust_domain,
+                "status_sequence": authority.status.sequence}
+
+    @app.get("/.well-known/jwks.json")
+    def jwks() -> dict[str, Any]:
+        return authority.ca.bundle.to_jwks()
+
+    @app.get("/v1/bundle", response_model=None)
+    def bundle(format: Literal["pem", "jwks"] = "pem") -> Any:
+        if format == "jwks":
+            return authority.ca.bundle.to_jwks()
+        return PlainTextResponse(authority.ca.bundle.to_pem(), media_type="application/x-pem-file")
+
+    # -- agents -----------------------------------------------------------------------------
+
+    @app.get("/v1/agents")
+    def list_agents(
+        request: Request,
+        status: Status | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        allow(request, "agent.read")
+        agents = authority.agents.list(status=status, limit=limit, offset=offset)
+        return {"agents": [a.to_dict() for a in agents]}
+
+    @app.post("/v1/agents", status_code=201)
+    def register_agent(request: Request, body: RegisterAgent) -> dict[str, Any]:
+        by = allow(request, "agent.register")
+        agent = authority.agents.register(
+            body.name, owner=body.owner, purpose=body.purpose, labels=body.labels,
+            max_svid_ttl_s=body.max_svid_ttl_s,
+        )
+        log.info("agent %s registered by %s", agent.spiffe_id, by)
+        return agent.to_dict()
+
+    @app.get("/v1/agents/{name}")
+    def show_agent(request: Request, name: str) -> dict[str, Any]:
+        allow(request, "agent.read", ("Agent", name))
+        return authority.agents.get(name).to_dict()
+
+    @app.post("/v1/agents/{name}/{change}")
+    def change_agent(
+        request: Request,
+        name: str,
+        change: Literal["disable", "enable", "revoke"],
+        body: Annotated[StatusChange | None, Body()] = None,
+    ) -> dict[str, Any]:
+        by = allow(request, f"agent.{change}", ("Agent", name))
+        reason = (body.reason if body else "") or f"by {by}"
+        agent = getattr(authority.agents, change)(name, reason)
+        return agent.to_dict()  # type: ignore[no-any-return]
+
+    @app.delete("/v1/agents/{name}")
+    def delete_agent(request: Request, name: str) -> dict[str, Any]:
+        allow(request, "agent.delete", ("Agent", name))
+        return authority.agents.delete(name).to_dict()
+
+    @app.post("/v1/agents/{name}/svids/x509", status_code=201)
+    def issue_x509(request: Request, name: str, body: X509Request) -> dict[str, Any]:
+        allow(request, "svid.issue", ("Agent", name))
+        public_key = load_csr_public_key(body.csr.encode())
+        issued = authority.issuer.issue_agent_x509(name, ttl_s=body.ttl_s, public_key=public_key)
+        return {
+            "spiffe_id": authority.agents.get(name).spiffe_id,
+            "serial": issued.serial_hex,
+            "expires_at": _iso(issued.cert.not_valid_after_utc),
+            "cert_chain_pem": issued.cert_chain_pem().decode(),
+            "bundle_pem": authority.ca.bundle.to_pem().decode(),
+        }
+
+    @app.post("/v1/agents/{name}/svids/jwt", status_code=201)
+    def issue_jwt(request: Request, name: str, body: JwtRequest) -> dict[str, Any]:
+        allow(request, "svid.issue", ("Agent", name))
+        issued = authority.issuer.issue_agent_jwt(name, body.audience, ttl_s=body.ttl_s)
+        return {"token": issued.token, "spiffe_id": issued.spiffe_id, "jti": issued.jti,
+                "expires_at": _iso(issued.expires_at)}
+
+    # -- operators --------------------------------------------------------------------------
+
+    @app.get("/v1/operators")
+    def list_operators(request: Request) -> dict[str, Any]:
+        allow(request, "operator.read")
+        return {"operators": [o.to_dict() for o in authority.operators.list()]}
+
+    @app.post("/v1/operators", status_code=201)
+    def add_operator(request: Request, body: AddOperator) -> dict[str, Any]:
+        by = allow(request, "operator.manage", ("Operator", body.name))
+        return authority.operators.add(body.name, role=body.role, created_by=by).to_dict()
+
+    @app.post("/v1/operators/{name}/revoke")
+    def revoke_operator(request: Request, name: str) -> dict[str, Any]:
+        allow(request, "operator.manage", ("Operator", name))
+        return authority.operators.revoke(name).to_dict()
+
+    return BodyLimit(app, authority.settings.api_max_body_bytes)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")

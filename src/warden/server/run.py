@@ -1,0 +1,170 @@
+"""Running the control plane: its own SVID, mTLS on uvicorn, and its background duties.
+
+The server holds ``spiffe://<td>/svc/control-plane`` (with DNS and IP SANs for ordinary TLS
+clients). It renews that SVID before half-life and loads it into the live SSL context, after
+checking the new pair on a scratch context (a failed load would leave the live one broken).
+The verifier's status view follows the principal feed every ``FEED_POLL_S``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import ssl
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import uvicorn
+
+from warden.clock import utcnow
+from warden.identity.authority import IdentityAuthority
+from warden.identity.ca.keys import write_private_file
+from warden.policy.admin import AdminAuthorizer
+from warden.server.app import create_app
+from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
+
+log = logging.getLogger("warden.server")
+SERVICE_NAME = "control-plane"
+FEED_POLL_S = 0.1
+
+
+@dataclass
+class ServerCredentials:
+    """Where the server's SVID, key and trust bundle are on disk, and when to renew."""
+
+    directory: Path
+    renew_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def certfile(self) -> Path:
+        return self.directory / "svid.pem"
+
+    @property
+    def keyfile(self) -> Path:
+        return self.directory / "key.pem"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "bundle.pem"
+
+
+def write_server_credentials(
+    authority: IdentityAuthority, directory: Path, host: str
+) -> ServerCredentials:
+    """Issue the control plane's SVID and write it (key 0600) into ``directory``."""
+    dns = ["localhost"]
+    ips = ["127.0.0.1"]
+    try:
+        ipaddress.ip_address(host)
+        if host not in ips and host not in ("0.0.0.0", "::"):  # noqa: S104
+            ips.append(host)
+    except ValueError:
+        dns.append(host)
+    issued = authority.issuer.issue_service_x509(SERVICE_NAME, dns_names=dns, ip_addresses=ips)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    creds = ServerCredentials(directory)
+    for path in (creds.keyfile, creds.certfile, creds.ca_file):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    write_private_file(creds.keyfile, issued.key_pem())
+    write_private_file(creds.certfile, issued.cert_chain_pem())
+    write_private_file(creds.ca_file, authority.ca.bundle.to_pem())
+    lifetime = issued.cert.not_valid_after_utc - issued.cert.not_valid_before_utc
+    creds.renew_at = issued.cert.not_valid_before_utc + lifetime / 2
+    return creds
+
+
+class ControlPlaneServer:
+    """The control plane on uvicorn with mTLS; run in the foreground or in a thread."""
+
+    def __init__(
+        self,
+        authority: IdentityAuthority,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        authorizer: AdminAuthorizer | None = None,
+    ) -> None:
+        self.authority = authority
+        self.host = host or authority.settings.api_host
+        self.port = authority.settings.api_port if port is None else port
+        self.credentials = write_server_credentials(
+            authority, authority.settings.state_dir / "run" / SERVICE_NAME, self.host
+        )
+        self._context = server_ssl_context(
+            certfile=self.credentials.certfile, keyfile=self.credentials.keyfile,
+            ca_file=self.credentials.ca_file, require_client_cert=False,
+        )
+        app = create_app(authority, authorizer or AdminAuthorizer())
+        config = uvicorn.Config(
+            app, host=self.host, port=self.port, http=MtlsHttpToolsProtocol,
+            loop="uvloop" if os.name == "posix" else "asyncio",
+            ssl_certfile=str(self.credentials.certfile),
+            ssl_context_factory=lambda _config, _default: self._context,
+            log_level="warning", access_log=False, lifespan="off",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    async def serve(self) -> None:
+        """Serve until stopped, with the feed follower and SVID renewal beside it."""
+        duties = asyncio.gather(self._follow_feed(), self._renew_svid())
+        try:
+            await self._server.serve()
+        finally:
+            duties.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await duties
+
+    async def _follow_feed(self) -> None:
+        while True:
+            await asyncio.sleep(FEED_POLL_S)
+            try:
+                await asyncio.to_thread(self.authority.status.catch_up)
+            except Exception as exc:  # the view goes stale and then refuses to answer
+                log.warning("principal feed unreadable: %s", exc)
+
+    async def _renew_svid(self) -> None:
+        while True:
+            await asyncio.sleep(5)
+            if utcnow() >= self.credentials.renew_at:
+                await asyncio.to_thread(self.renew_svid)
+
+    def renew_svid(self) -> None:
+        """Issue a fresh SVID and load it into the live context for new connections."""
+        creds = write_server_credentials(self.authority, self.credentials.directory, self.host)
+        scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        scratch.load_cert_chain(str(creds.certfile), str(creds.keyfile))  # raises if mismatched
+        self._context.load_cert_chain(str(creds.certfile), str(creds.keyfile))
+        self.credentials = creds
+        log.info("control-plane SVID renewed; next renewal at %s", creds.renew_at)
+
+    # -- in a thread (tests, `warden demo`) -------------------------------------------------
+
+    def start_in_thread(self, timeout_s: float = 10.0) -> ControlPlaneServer:
+        """Start serving in a daemon thread and wait until it listens."""
+        self._thread = threading.Thread(target=lambda: asyncio.run(self.serve()), daemon=True,
+                                        name="warden-control-plane")
+        self._thread.start()
+        deadline = utcnow().timestamp() + timeout_s
+        while not self._server.started:
+            if utcnow().timestamp() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the control plane did not start")
+            threading.Event().wait(0.02)
+        if self.port == 0:
+            self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)

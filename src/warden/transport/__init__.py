@@ -1,0 +1,1 @@
+"""TLS plumbing shared by every Warden server and client."""

@@ -69,6 +69,14 @@ class TrustBundle:
         """The X.509 authorities as concatenated PEM (what TLS stacks take as a CA file)."""
         return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.x509_authorities)
 
+    def to_jwt_jwks(self) -> dict[str, Any]:
+        """Only the JWT authorities, each with its ``kid``: what JWT validators (and the
+        Workload API's ``FetchJWTBundles``) expect."""
+        return {"keys": [
+            {**ec_public_jwk(a.public_key), "use": "jwt-svid", "kid": a.kid, "alg": "ES256"}
+            for a in self.jwt_authorities
+        ]}
+
     def to_jwks(self) -> dict[str, Any]:
         """The SPIFFE bundle format (a JWK Set with SPIFFE members)."""
         keys: list[dict[str, Any]] = []

@@ -119,7 +119,7 @@ def create_app(authority: IdentityAuthority, authorizer: AdminAuthorizer) -> Any
 
     @app.get("/.well-known/jwks.json")
     def jwks() -> dict[str, Any]:
-        return authority.ca.bundle.to_jwks()
+        return authority.ca.bundle.to_jwt_jwks()
 
     @app.get("/v1/bundle", response_model=None)
     def bundle(format: Literal["pem", "jwks"] = "pem") -> Any:

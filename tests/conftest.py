@@ -1,0 +1,77 @@
+"""Shared fixtures: settings in a temporary state dir, a store on SQLite or PostgreSQL, and an
+initialised identity authority. PostgreSQL is a real server the session starts on 127.0.0.1."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support.postgres import PostgresCluster, start_cluster
+from warden.config import Settings, load_settings
+from warden.identity.authority import IdentityAuthority
+from warden.identity.ca import CertificateAuthority, FileKeyManager
+from warden.store import Store, open_store
+
+TRUST_DOMAIN = "example.org"
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    return load_settings(state_dir=state)
+
+
+def _fresh_pg_database(cluster: PostgresCluster) -> str:
+    name = f"warden_test_{next(_db_counter)}"
+    with psycopg.connect(cluster.dsn().replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return cluster.dsn(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, settings: Settings) -> str:
+    if request.param == "sqlite":
+        return settings.database
+    return _fresh_pg_database(request.getfixturevalue("pg_cluster"))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
+    yield opened
+    opened.dispose()
+
+
+def make_authority(settings: Settings, store: Store) -> IdentityAuthority:
+    keys = FileKeyManager.create(settings.state_dir / "keys", settings.key_file)
+    CertificateAuthority.initialise(store, keys, settings, TRUST_DOMAIN)
+    return IdentityAuthority.from_parts(settings, store, keys)
+
+
+@pytest.fixture
+def authority(settings: Settings, store: Store) -> IdentityAuthority:
+    """An initialised authority on each store backend."""
+    return make_authority(settings, store)
+
+
+@pytest.fixture
+def sqlite_authority(settings: Settings) -> Iterator[IdentityAuthority]:
+    """An initialised authority on SQLite only (for tests where the backend does not matter)."""
+    opened = open_store(settings.database)
+    yield make_authority(settings, opened)
+    opened.dispose()

@@ -1,0 +1,78 @@
+"""A throwaway PostgreSQL cluster on 127.0.0.1 for the test session.
+
+``initdb`` refuses to run as root, so as root the cluster belongs to the ``postgres`` user.
+``fsync=off`` keeps it fast; nothing here needs to survive a power cut.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if found:
+        return found[-1]
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed (scripts/ensure-services.sh)")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PostgresCluster:
+    directory: Path
+    port: int
+    user: str
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def _as_owner(self, args: list[str]) -> list[str]:
+        if os.geteuid() == 0:
+            return ["runuser", "-u", self.user, "--", *args]
+        return args
+
+    def stop(self) -> None:
+        subprocess.run(
+            self._as_owner([_bin("pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate",
+                            "stop"]),
+            check=False, capture_output=True,
+        )
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_cluster() -> PostgresCluster:
+    root = Path(tempfile.mkdtemp(prefix="warden-pg-"))
+    user = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
+    cluster = PostgresCluster(root, _free_port(), user)
+    if os.geteuid() == 0:
+        shutil.chown(root, user)
+    data = root / "data"
+    subprocess.run(
+        cluster._as_owner([_bin("initdb"), "-D", str(data), "-U", user, "-A", "trust",
+                           "--no-sync", "-E", "UTF8"]),
+        check=True, capture_output=True,
+    )
+    options = (f"-c listen_addresses=127.0.0.1 -c port={cluster.port} -c fsync=off "
+               f"-c synchronous_commit=off -c full_page_writes=off "
+               f"-c unix_socket_directories={root} -c max_connections=200")
+    subprocess.run(
+        cluster._as_owner([_bin("pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "30",
+                           "-l", str(root / "log"), "start"]),
+        check=True, capture_output=True,
+    )
+    return cluster

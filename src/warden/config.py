@@ -138,7 +138,7 @@ def starter_config(trust_domain: str) -> str:
         "# Warden configuration. Precedence: arguments > WARDEN_* environment > this file.\n"
         "[warden]\n"
         f'trust_domain = "{trust_domain}"\n'
-        "# database_url = \"postgresql+psycopg://warden@127.0.0.1:5432/warden\"\n"
+        '# database_url = "postgresql+psycopg://warden@127.0.0.1:5432/warden"\n'
         f"x509_svid_ttl_s = {HOUR}\n"
         "jwt_svid_ttl_s = 300\n"
         'api_host = "127.0.0.1"\n'

@@ -48,9 +48,11 @@ class PostgresCluster:
 
     def stop(self) -> None:
         subprocess.run(
-            self._as_owner([_bin("pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate",
-                            "stop"]),
-            check=False, capture_output=True,
+            self._as_owner(
+                [_bin("pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate", "stop"]
+            ),
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -63,16 +65,34 @@ def start_cluster() -> PostgresCluster:
         shutil.chown(root, user)
     data = root / "data"
     subprocess.run(
-        cluster._as_owner([_bin("initdb"), "-D", str(data), "-U", user, "-A", "trust",
-                           "--no-sync", "-E", "UTF8"]),
-        check=True, capture_output=True,
+        cluster._as_owner(
+            [_bin("initdb"), "-D", str(data), "-U", user, "-A", "trust", "--no-sync", "-E", "UTF8"]
+        ),
+        check=True,
+        capture_output=True,
     )
-    options = (f"-c listen_addresses=127.0.0.1 -c port={cluster.port} -c fsync=off "
-               f"-c synchronous_commit=off -c full_page_writes=off "
-               f"-c unix_socket_directories={root} -c max_connections=200")
+    options = (
+        f"-c listen_addresses=127.0.0.1 -c port={cluster.port} -c fsync=off "
+        f"-c synchronous_commit=off -c full_page_writes=off "
+        f"-c unix_socket_directories={root} -c max_connections=200"
+    )
     subprocess.run(
-        cluster._as_owner([_bin("pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "30",
-                           "-l", str(root / "log"), "start"]),
-        check=True, capture_output=True,
+        cluster._as_owner(
+            [
+                _bin("pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "30",
+                "-l",
+                str(root / "log"),
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
     )
     return cluster

@@ -68,9 +68,14 @@ def list_agents(
     for column in ("name", "SPIFFE ID", "owner", "status", "epoch", "max TTL"):
         table.add_column(column)
     for a in agents:
-        table.add_row(a.name, a.spiffe_id, a.owner,
-                      f"[{STATUS_STYLE.get(a.status, 'white')}]{a.status}[/]",
-                      str(a.credential_epoch), f"{a.max_svid_ttl_s}s")
+        table.add_row(
+            a.name,
+            a.spiffe_id,
+            a.owner,
+            f"[{STATUS_STYLE.get(a.status, 'white')}]{a.status}[/]",
+            str(a.credential_epoch),
+            f"{a.max_svid_ttl_s}s",
+        )
     console.print(table)
 
 
@@ -91,8 +96,10 @@ def _change(action: str) -> None:
         name: str, reason: Annotated[str, typer.Option(help="Why, for the record")] = ""
     ) -> None:
         agent = getattr(State.authority().agents, action)(name, reason or "from the CLI")
-        console.print(f"{agent.spiffe_id}: [{STATUS_STYLE[agent.status]}]{agent.status}[/] "
-                      f"(credential epoch {agent.credential_epoch})")
+        console.print(
+            f"{agent.spiffe_id}: [{STATUS_STYLE[agent.status]}]{agent.status}[/] "
+            f"(credential epoch {agent.credential_epoch})"
+        )
 
     command.__doc__ = {
         "disable": "Suspend an agent; its credentials work again once enabled.",

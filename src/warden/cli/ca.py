@@ -21,8 +21,7 @@ def show() -> None:
     for cert in ca.bundle.x509_authorities:
         table.add_row("root", cert.subject.rfc4514_string(), str(cert.not_valid_after_utc))
     for cert in ca.bundle.intermediates:
-        table.add_row("intermediate", cert.subject.rfc4514_string(),
-                      str(cert.not_valid_after_utc))
+        table.add_row("intermediate", cert.subject.rfc4514_string(), str(cert.not_valid_after_utc))
     for authority in ca.bundle.jwt_authorities:
         table.add_row("jwt", authority.kid, "")
     console.print(table)

@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from warden.config import Settings, load_settings
 from warden.errors import UntrustedInputError, WardenError
@@ -57,7 +58,10 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except WardenError as exc:
-            err_console.print(f"[bold red]error[{exc.code}][/]: {exc.message}", highlight=False)
+            err_console.print(
+                f"[bold red]error{escape('[' + exc.code + ']')}[/]: {escape(exc.message)}",
+                highlight=False,
+            )
             raise typer.Exit(2 if isinstance(exc, UntrustedInputError) else 1) from exc
 
     return wrapper

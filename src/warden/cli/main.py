@@ -18,8 +18,11 @@ from warden.identity.ca import CertificateAuthority, FileKeyManager
 from warden.identity.ca.keys import write_private_file
 from warden.store import open_store
 
-app = typer.Typer(no_args_is_help=True, help="Warden: zero-trust control plane for AI agents.",
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Warden: zero-trust control plane for AI agents.",
+    pretty_exceptions_enable=False,
+)
 app.add_typer(agents.app, name="agent", help="Register and manage agents.")
 app.add_typer(svids.app, name="svid", help="Issue, inspect and revoke SVIDs.")
 app.add_typer(operators.app, name="operator", help="Manage operators.")
@@ -48,8 +51,9 @@ def init(
     operator: Annotated[str, typer.Option(help="Name of the first (admin) operator")] = "admin",
 ) -> None:
     """Create the state directory, config, store, CA and the first operator credential."""
-    settings = load_settings(state_dir=State.state_dir, database_url=State.database_url,
-                             trust_domain=trust_domain)
+    settings = load_settings(
+        state_dir=State.state_dir, database_url=State.database_url, trust_domain=trust_domain
+    )
     state_dir = settings.state_dir
     if (state_dir / CONFIG_FILE_NAME).exists() or settings.key_file.exists():
         raise ConfigError(f"{state_dir} is already initialised")
@@ -106,8 +110,10 @@ def serve(
     from warden.server.run import ControlPlaneServer
 
     server = ControlPlaneServer(State.authority(), host=host, port=port)
-    console.print(f"Warden control plane on [bold]{server.url}[/] "
-                  f"(trust domain {State.authority().trust_domain})")
+    console.print(
+        f"Warden control plane on [bold]{server.url}[/] "
+        f"(trust domain {State.authority().trust_domain})"
+    )
     asyncio.run(server.serve())
 
 
@@ -117,5 +123,3 @@ def version() -> None:
     from warden import __version__
 
     typer.echo(__version__)
-
-

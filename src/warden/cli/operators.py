@@ -24,10 +24,11 @@ def add(
     from warden.cli.main import write_operator_credential
 
     if role not in OPERATOR_ROLES:
-        raise UntrustedInputError(f"role is one of {', '.join(OPERATOR_ROLES)}",
-                                  code="invalid_role")
+        raise UntrustedInputError(
+            f"role is one of {', '.join(OPERATOR_ROLES)}", code="invalid_role"
+        )
     authority = State.authority()
-    operator = authority.operators.add(name, role=role, created_by="cli")  # type: ignore[arg-type]
+    operator = authority.operators.add(name, role=role, created_by="cli")
     out = write_operator_credential(authority, name)
     console.print(f"[green]Added[/] {operator.spiffe_id} ({operator.role}); credential in {out}")
 

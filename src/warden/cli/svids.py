@@ -33,8 +33,9 @@ def issue(
     jwt_svid: Annotated[bool, typer.Option("--jwt", help="Issue a JWT-SVID")] = False,
     csr: Annotated[Path | None, typer.Option(help="Sign this PEM CSR (key stays with you)")] = None,
     audience: Annotated[list[str] | None, typer.Option(help="JWT audience, repeatable")] = None,
-    out: Annotated[Path | None, typer.Option(help="Directory for svid.pem, key.pem, bundle.pem")]
-    = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Directory for svid.pem, key.pem, bundle.pem")
+    ] = None,
     ttl: Annotated[int | None, typer.Option(help="Lifetime in seconds (bounded)")] = None,
 ) -> None:
     """Issue an SVID for agent NAME (--x509 --out DIR, --csr FILE --out DIR, or --jwt)."""
@@ -55,16 +56,19 @@ def issue(
     _write(out, "bundle.pem", authority.ca.bundle.to_pem())
     if issued.key is not None:
         _write(out, "key.pem", issued.key_pem())
-    console.print(f"[green]Issued[/] X.509-SVID serial {issued.serial_hex} for "
-                  f"{issued.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.UniformResourceIdentifier)[0]}"
-                  f", valid until {issued.cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S}Z -> {out}")
+    console.print(
+        f"[green]Issued[/] X.509-SVID serial {issued.serial_hex} for "
+        f"{issued.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.UniformResourceIdentifier)[0]}"
+        f", valid until {issued.cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S}Z -> {out}"
+    )
 
 
-def _load(path: Path) -> tuple[str, list[x509.Certificate] | str]:
+def _load(path: Path) -> list[x509.Certificate] | str:
+    """A PEM certificate chain, or the JWT in the file."""
     data = path.read_bytes()
     if b"-----BEGIN CERTIFICATE-----" in data:
-        return "x509", x509.load_pem_x509_certificates(data)
-    return "jwt", data.decode().strip()
+        return x509.load_pem_x509_certificates(data)
+    return data.decode().strip()
 
 
 @app.command()
@@ -75,18 +79,21 @@ def inspect(
 ) -> None:
     """Show an SVID (PEM chain or JWT file) and whether it verifies now."""
     authority = State.authority()
-    kind, credential = _load(path)
+    credential = _load(path)
     table = Table(show_header=False, box=None)
     if isinstance(credential, list):
         leaf = credential[0]
         sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         table.add_row("[bold]kind[/]", "X.509-SVID")
-        table.add_row("[bold]SPIFFE ID[/]",
-                      ", ".join(sans.get_values_for_type(x509.UniformResourceIdentifier)))
+        table.add_row(
+            "[bold]SPIFFE ID[/]",
+            ", ".join(sans.get_values_for_type(x509.UniformResourceIdentifier)),
+        )
         table.add_row("[bold]serial[/]", format(leaf.serial_number, "x"))
         table.add_row("[bold]issuer[/]", leaf.issuer.rfc4514_string())
-        table.add_row("[bold]valid[/]",
-                      f"{leaf.not_valid_before_utc} .. {leaf.not_valid_after_utc}")
+        table.add_row(
+            "[bold]valid[/]", f"{leaf.not_valid_before_utc} .. {leaf.not_valid_after_utc}"
+        )
         table.add_row("[bold]chain[/]", f"{len(credential)} certificate(s)")
     else:
         claims = jwt.decode(credential, options={"verify_signature": False})
@@ -98,8 +105,9 @@ def inspect(
             verified = authority.verifier.verify_x509(credential)
         else:
             if audience is None:
-                raise UntrustedInputError("a JWT needs --audience to verify",
-                                          code="invalid_audience")
+                raise UntrustedInputError(
+                    "a JWT needs --audience to verify", code="invalid_audience"
+                )
             verified = authority.verifier.verify_jwt(credential, audience)
         table.add_row("[bold]verifies[/]", f"[green]yes[/] (epoch {verified.epoch})")
     except CredentialRejected as exc:
@@ -110,22 +118,24 @@ def inspect(
 @app.command()
 @handle_errors
 def revoke(
-    path: Path, reason: Annotated[str, typer.Option(help="Why, for the record")] = "",
+    path: Path,
+    reason: Annotated[str, typer.Option(help="Why, for the record")] = "",
     audience: Annotated[str | None, typer.Option(help="Audience of a JWT to revoke")] = None,
 ) -> None:
     """Revoke one SVID (a PEM chain or a JWT in a file) until it would have expired."""
     authority = State.authority()
-    _, credential = _load(path)
+    credential = _load(path)
     if isinstance(credential, list):
         verified = authority.verifier.verify_x509(credential)
     else:
         verified = authority.verifier.verify_jwt(credential, audience or "")
     authority.issuer.revoke_credential(
-        credential_id=verified.credential_id, kind=verified.kind,
-        spiffe_id=str(verified.spiffe_id), not_after=verified.expires_at,
+        credential_id=verified.credential_id,
+        kind=verified.kind,
+        spiffe_id=str(verified.spiffe_id),
+        not_after=verified.expires_at,
         reason=reason or "from the CLI",
     )
-    console.print(f"[red]Revoked[/] {verified.kind} {verified.credential_id} of "
-                  f"{verified.spiffe_id}")
-
-
+    console.print(
+        f"[red]Revoked[/] {verified.kind} {verified.credential_id} of {verified.spiffe_id}"
+    )

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from warden.config import Settings
 from warden.identity.ca import CertificateAuthority, FileKeyManager, KeyManager
-from warden.identity.issuer import CredentialIssuer
 from warden.identity.feed import FeedCredentialStatus
+from warden.identity.issuer import CredentialIssuer
 from warden.identity.registry import AgentRegistry, OperatorRegistry
 from warden.identity.verifier import CredentialVerifier
 from warden.store import Store, open_store
@@ -42,12 +42,8 @@ class IdentityAuthority:
         # Changes made in this process reach its own verifier at once; others' via the feed.
         agents = AgentRegistry(store, ca.trust_domain, settings, on_change=status.catch_up)
         operators = OperatorRegistry(store, ca.trust_domain, on_change=status.catch_up)
-        verifier = CredentialVerifier(
-            lambda: ca.bundle, status, clock_skew_s=settings.clock_skew_s
-        )
-        issuer = CredentialIssuer(
-            ca, agents, operators, store, settings, on_change=status.catch_up
-        )
+        verifier = CredentialVerifier(lambda: ca.bundle, status, clock_skew_s=settings.clock_skew_s)
+        issuer = CredentialIssuer(ca, agents, operators, store, settings, on_change=status.catch_up)
         return cls(settings, store, ca, agents, operators, issuer, verifier, status)
 
 

@@ -52,14 +52,10 @@ class TrustBundle:
     # trust anchors, and not part of the published bundle. TLS stacks hand applications only
     # the leaf, so the verifier completes the chain with these.
     intermediates: tuple[x509.Certificate, ...] = ()
-    _jwt_by_kid: dict[str, ec.EllipticCurvePublicKey] = field(
-        init=False, repr=False, compare=False
-    )
+    _jwt_by_kid: dict[str, ec.EllipticCurvePublicKey] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "_jwt_by_kid", {a.kid: a.public_key for a in self.jwt_authorities}
-        )
+        object.__setattr__(self, "_jwt_by_kid", {a.kid: a.public_key for a in self.jwt_authorities})
 
     def jwt_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
         """The JWT authority with ``kid``, or None."""
@@ -72,10 +68,12 @@ class TrustBundle:
     def to_jwt_jwks(self) -> dict[str, Any]:
         """Only the JWT authorities, each with its ``kid``: what JWT validators (and the
         Workload API's ``FetchJWTBundles``) expect."""
-        return {"keys": [
-            {**ec_public_jwk(a.public_key), "use": "jwt-svid", "kid": a.kid, "alg": "ES256"}
-            for a in self.jwt_authorities
-        ]}
+        return {
+            "keys": [
+                {**ec_public_jwk(a.public_key), "use": "jwt-svid", "kid": a.kid, "alg": "ES256"}
+                for a in self.jwt_authorities
+            ]
+        }
 
     def to_jwks(self) -> dict[str, Any]:
         """The SPIFFE bundle format (a JWK Set with SPIFFE members)."""
@@ -85,14 +83,17 @@ class TrustBundle:
             if not isinstance(public, ec.EllipticCurvePublicKey):
                 continue
             der = cert.public_bytes(serialization.Encoding.DER)
-            keys.append({
-                **ec_public_jwk(public),
-                "use": "x509-svid",
-                "x5c": [base64.b64encode(der).decode()],
-            })
+            keys.append(
+                {
+                    **ec_public_jwk(public),
+                    "use": "x509-svid",
+                    "x5c": [base64.b64encode(der).decode()],
+                }
+            )
         for authority in self.jwt_authorities:
-            keys.append({**ec_public_jwk(authority.public_key), "use": "jwt-svid",
-                         "kid": authority.kid})
+            keys.append(
+                {**ec_public_jwk(authority.public_key), "use": "jwt-svid", "kid": authority.kid}
+            )
         return {
             "keys": keys,
             "spiffe_sequence": self.sequence,

@@ -43,10 +43,18 @@ def append_change(
     """Append one change to the feed inside the caller's transaction."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FEED_LOCK_KEY})
-    conn.execute(schema.principal_feed.insert().values(
-        at=utcnow(), spiffe_id=spiffe_id, change=change, status=status, epoch=epoch,
-        credential_id=credential_id, not_after=not_after, reason=reason[:2000],
-    ))
+    conn.execute(
+        schema.principal_feed.insert().values(
+            at=utcnow(),
+            spiffe_id=spiffe_id,
+            change=change,
+            status=status,
+            epoch=epoch,
+            credential_id=credential_id,
+            not_after=not_after,
+            reason=reason[:2000],
+        )
+    )
 
 
 class FeedCredentialStatus:
@@ -81,9 +89,10 @@ class FeedCredentialStatus:
             revoked = {
                 row.credential_id: as_utc(row.not_after)
                 for row in conn.execute(
-                    select(schema.revoked_credentials.c.credential_id,
-                           schema.revoked_credentials.c.not_after)
-                    .where(schema.revoked_credentials.c.not_after > now)
+                    select(
+                        schema.revoked_credentials.c.credential_id,
+                        schema.revoked_credentials.c.not_after,
+                    ).where(schema.revoked_credentials.c.not_after > now)
                 )
             }
         with self._lock:

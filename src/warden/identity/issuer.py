@@ -67,8 +67,11 @@ class CredentialIssuer:
         cap = min(agent.max_svid_ttl_s, self._settings.x509_svid_max_ttl_s)
         ttl = _bounded_ttl(ttl_s, min(self._settings.x509_svid_ttl_s, cap), cap)
         return self._ca.issue_x509_svid(
-            SpiffeId.parse(agent.spiffe_id), ttl_s=ttl, epoch=agent.credential_epoch,
-            public_key=public_key, now=now,
+            SpiffeId.parse(agent.spiffe_id),
+            ttl_s=ttl,
+            epoch=agent.credential_epoch,
+            public_key=public_key,
+            now=now,
         )
 
     def issue_agent_jwt(
@@ -81,8 +84,10 @@ class CredentialIssuer:
     ) -> IssuedJwt:
         """A JWT-SVID for agent ``name``, valid only for ``audience``."""
         audiences = tuple(audience)
-        if not audiences or len(audiences) > MAX_AUDIENCES or any(
-            not a or len(a) > 512 for a in audiences
+        if (
+            not audiences
+            or len(audiences) > MAX_AUDIENCES
+            or any(not a or len(a) > 512 for a in audiences)
         ):
             raise UntrustedInputError(
                 f"a JWT-SVID needs 1-{MAX_AUDIENCES} non-empty audiences", code="invalid_audience"
@@ -103,8 +108,11 @@ class CredentialIssuer:
             EPOCH_CLAIM: agent.credential_epoch,
         }
         return IssuedJwt(
-            token=self._ca.sign_jwt_svid(claims), spiffe_id=agent.spiffe_id,
-            audience=audiences, jti=jti, expires_at=expires_at,
+            token=self._ca.sign_jwt_svid(claims),
+            spiffe_id=agent.spiffe_id,
+            audience=audiences,
+            jti=jti,
+            expires_at=expires_at,
         )
 
     def issue_operator_x509(self, name: str, *, now: datetime | None = None) -> IssuedX509:
@@ -112,8 +120,10 @@ class CredentialIssuer:
         if operator.status != "active":
             raise AgentNotActive(name, operator.status)
         return self._ca.issue_x509_svid(
-            SpiffeId.parse(operator.spiffe_id), ttl_s=self._settings.operator_svid_ttl_s,
-            epoch=operator.credential_epoch, now=now,
+            SpiffeId.parse(operator.spiffe_id),
+            ttl_s=self._settings.operator_svid_ttl_s,
+            epoch=operator.credential_epoch,
+            now=now,
         )
 
     def issue_service_x509(
@@ -132,8 +142,11 @@ class CredentialIssuer:
         validate_name(name)
         return self._ca.issue_x509_svid(
             SpiffeId.for_principal(self._ca.trust_domain, "svc", name),
-            ttl_s=self._settings.x509_svid_ttl_s, epoch=0, dns_names=dns_names,
-            ip_addresses=ip_addresses, now=now,
+            ttl_s=self._settings.x509_svid_ttl_s,
+            epoch=0,
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
+            now=now,
         )
 
     def revoke_credential(
@@ -145,13 +158,26 @@ class CredentialIssuer:
         credential_id = credential_id.lower() if kind == "x509" else credential_id
         try:
             with self._store.begin() as conn:
-                conn.execute(schema.revoked_credentials.insert().values(
-                    credential_id=credential_id, kind=kind, spiffe_id=spiffe_id,
-                    not_after=not_after, revoked_at=utcnow(), reason=reason[:2000],
-                ))
-                append_change(conn, spiffe_id=spiffe_id, change="credential", status="revoked",
-                              epoch=-1, credential_id=credential_id, not_after=not_after,
-                              reason=reason)
+                conn.execute(
+                    schema.revoked_credentials.insert().values(
+                        credential_id=credential_id,
+                        kind=kind,
+                        spiffe_id=spiffe_id,
+                        not_after=not_after,
+                        revoked_at=utcnow(),
+                        reason=reason[:2000],
+                    )
+                )
+                append_change(
+                    conn,
+                    spiffe_id=spiffe_id,
+                    change="credential",
+                    status="revoked",
+                    epoch=-1,
+                    credential_id=credential_id,
+                    not_after=not_after,
+                    reason=reason,
+                )
         except StoreError as exc:
             if not isinstance(exc.__cause__, IntegrityError):
                 raise  # already revoked is fine; anything else is not

@@ -99,19 +99,32 @@ def _check_labels(labels: Mapping[str, str]) -> dict[str, str]:
 
 def _agent(row: Row[Any]) -> Agent:
     return Agent(
-        id=row.id, name=row.name, spiffe_id=row.spiffe_id, owner=row.owner, purpose=row.purpose,
-        labels=dict(row.labels), selectors=list(row.selectors),
-        max_svid_ttl_s=row.max_svid_ttl_s, status=row.status,
-        credential_epoch=row.credential_epoch, created_at=as_utc(row.created_at),
-        updated_at=as_utc(row.updated_at), status_reason=row.status_reason,
+        id=row.id,
+        name=row.name,
+        spiffe_id=row.spiffe_id,
+        owner=row.owner,
+        purpose=row.purpose,
+        labels=dict(row.labels),
+        selectors=list(row.selectors),
+        max_svid_ttl_s=row.max_svid_ttl_s,
+        status=row.status,
+        credential_epoch=row.credential_epoch,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+        status_reason=row.status_reason,
     )
 
 
 def _operator(row: Row[Any]) -> Operator:
     return Operator(
-        name=row.name, spiffe_id=row.spiffe_id, role=row.role, status=row.status,
-        credential_epoch=row.credential_epoch, created_at=as_utc(row.created_at),
-        created_by=row.created_by, updated_at=as_utc(row.updated_at),
+        name=row.name,
+        spiffe_id=row.spiffe_id,
+        role=row.role,
+        status=row.status,
+        credential_epoch=row.credential_epoch,
+        created_at=as_utc(row.created_at),
+        created_by=row.created_by,
+        updated_at=as_utc(row.updated_at),
     )
 
 
@@ -144,19 +157,29 @@ class AgentRegistry:
         validate_name(name)
         owner = owner.strip()
         if not owner or len(owner) > 256:
-            raise UntrustedInputError("every agent needs an owner (1-256 characters)",
-                                      code="owner_required")
+            raise UntrustedInputError(
+                "every agent needs an owner (1-256 characters)", code="owner_required"
+            )
         cap = self._settings.x509_svid_max_ttl_s
         ttl = cap if max_svid_ttl_s is None else max_svid_ttl_s
         if not 60 <= ttl <= cap:
             raise TtlOutOfBounds(ttl, cap)
         spiffe_id = str(SpiffeId.for_principal(self.trust_domain, "agent", name))
         now = now or utcnow()
-        row = {
-            "id": str(uuid.uuid4()), "name": name, "spiffe_id": spiffe_id, "owner": owner,
-            "purpose": purpose[:2000], "labels": _check_labels(labels or {}), "selectors": [],
-            "max_svid_ttl_s": ttl, "status": "active", "credential_epoch": 0,
-            "created_at": now, "updated_at": now, "status_reason": "",
+        row: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "name": name,
+            "spiffe_id": spiffe_id,
+            "owner": owner,
+            "purpose": purpose[:2000],
+            "labels": _check_labels(labels or {}),
+            "selectors": [],
+            "max_svid_ttl_s": ttl,
+            "status": "active",
+            "credential_epoch": 0,
+            "created_at": now,
+            "updated_at": now,
+            "status_reason": "",
         }
         try:
             with self._store.begin() as conn:
@@ -170,11 +193,20 @@ class AgentRegistry:
                         raise SpiffeIdNotReusable(spiffe_id, isoformat(retired.reusable_at))
                     # Continue the epoch sequence so no old credential matches the new agent.
                     row["credential_epoch"] = retired.last_epoch + 1
-                    conn.execute(schema.retired_spiffe_ids.delete().where(
-                        schema.retired_spiffe_ids.c.spiffe_id == spiffe_id))
+                    conn.execute(
+                        schema.retired_spiffe_ids.delete().where(
+                            schema.retired_spiffe_ids.c.spiffe_id == spiffe_id
+                        )
+                    )
                 conn.execute(schema.agents.insert().values(**row))
-                append_change(conn, spiffe_id=spiffe_id, change="status", status="active",
-                              epoch=row["credential_epoch"], reason="registered")
+                append_change(
+                    conn,
+                    spiffe_id=spiffe_id,
+                    change="status",
+                    status="active",
+                    epoch=row["credential_epoch"],
+                    reason="registered",
+                )
         except StoreError as exc:
             if isinstance(exc.__cause__, IntegrityError):
                 raise NameTaken("agent", name) from exc
@@ -217,13 +249,15 @@ class AgentRegistry:
 
     def enable(self, name: str, reason: str = "") -> Agent:
         """Make a disabled or revoked agent active again (a revoked one gets new credentials)."""
-        return self._transition(name, "enable", {"disabled", "revoked"}, "active", reason,
-                                bump=False)
+        return self._transition(
+            name, "enable", {"disabled", "revoked"}, "active", reason, bump=False
+        )
 
     def revoke(self, name: str, reason: str = "") -> Agent:
         """Kill every credential the agent holds now; bumps its credential epoch."""
-        return self._transition(name, "revoke", {"active", "disabled", "revoked"}, "revoked",
-                                reason, bump=True)
+        return self._transition(
+            name, "revoke", {"active", "disabled", "revoked"}, "revoked", reason, bump=True
+        )
 
     def delete(self, name: str, now: datetime | None = None) -> Agent:
         """Remove an agent; its SPIFFE ID stays retired for the maximum SVID lifetime."""
@@ -233,36 +267,65 @@ class AgentRegistry:
         reusable_at = now + timedelta(seconds=ttl + self._settings.clock_skew_s)
         with self._store.begin() as conn:
             conn.execute(schema.agents.delete().where(schema.agents.c.id == agent.id))
-            conn.execute(schema.retired_spiffe_ids.insert().values(
-                spiffe_id=agent.spiffe_id, retired_at=now, reusable_at=reusable_at,
-                last_epoch=agent.credential_epoch,
-            ))
-            append_change(conn, spiffe_id=agent.spiffe_id, change="deleted", status="deleted",
-                          epoch=agent.credential_epoch, reason="deleted")
+            conn.execute(
+                schema.retired_spiffe_ids.insert().values(
+                    spiffe_id=agent.spiffe_id,
+                    retired_at=now,
+                    reusable_at=reusable_at,
+                    last_epoch=agent.credential_epoch,
+                )
+            )
+            append_change(
+                conn,
+                spiffe_id=agent.spiffe_id,
+                change="deleted",
+                status="deleted",
+                epoch=agent.credential_epoch,
+                reason="deleted",
+            )
         self._on_change()
         return agent
 
     def _transition(
-        self, name: str, action: str, allowed: set[str], target: Status, reason: str,
-        *, bump: bool,
+        self,
+        name: str,
+        action: str,
+        allowed: set[str],
+        target: Status,
+        reason: str,
+        *,
+        bump: bool,
     ) -> Agent:
         table = schema.agents
         with self._store.begin() as conn:
             row = conn.execute(
-                select(table.c.status, table.c.credential_epoch, table.c.spiffe_id)
-                .where(table.c.name == name)
+                select(table.c.status, table.c.credential_epoch, table.c.spiffe_id).where(
+                    table.c.name == name
+                )
             ).one_or_none()
             if row is None:
                 raise AgentNotFound(name)
             if row.status not in allowed:
                 raise InvalidTransition(name, row.status, action)
             epoch = row.credential_epoch + 1 if bump else row.credential_epoch
-            conn.execute(table.update().where(table.c.name == name).values(
-                status=target, updated_at=utcnow(), status_reason=reason[:2000],
-                credential_epoch=epoch,
-            ))
-            append_change(conn, spiffe_id=row.spiffe_id, change="status", status=target,
-                          epoch=epoch, reason=f"{action}: {reason}" if reason else action)
+            conn.execute(
+                table.update()
+                .where(table.c.name == name)
+                .values(
+                    status=target,
+                    updated_at=utcnow(),
+                    status_reason=reason[:2000],
+                    credential_epoch=epoch,
+                )
+            )
+            append_change(
+                conn,
+                spiffe_id=row.spiffe_id,
+                change="status",
+                status=target,
+                epoch=epoch,
+                reason=f"{action}: {reason}" if reason else action,
+            )
         self._on_change()
         return self.get(name)
 
@@ -280,18 +343,33 @@ class OperatorRegistry:
     def add(self, name: str, *, role: OperatorRole, created_by: str) -> Operator:
         validate_name(name)
         if role not in OPERATOR_ROLES:
-            raise UntrustedInputError(f"role must be one of {', '.join(OPERATOR_ROLES)}",
-                                      code="invalid_role")
+            raise UntrustedInputError(
+                f"role must be one of {', '.join(OPERATOR_ROLES)}", code="invalid_role"
+            )
         now = utcnow()
         spiffe_id = str(SpiffeId.for_principal(self.trust_domain, "operator", name))
         try:
             with self._store.begin() as conn:
-                conn.execute(schema.operators.insert().values(
-                    name=name, spiffe_id=spiffe_id, role=role, status="active",
-                    credential_epoch=0, created_at=now, updated_at=now, created_by=created_by,
-                ))
-                append_change(conn, spiffe_id=spiffe_id, change="status", status="active",
-                              epoch=0, reason=f"added by {created_by}")
+                conn.execute(
+                    schema.operators.insert().values(
+                        name=name,
+                        spiffe_id=spiffe_id,
+                        role=role,
+                        status="active",
+                        credential_epoch=0,
+                        created_at=now,
+                        updated_at=now,
+                        created_by=created_by,
+                    )
+                )
+                append_change(
+                    conn,
+                    spiffe_id=spiffe_id,
+                    change="status",
+                    status="active",
+                    epoch=0,
+                    reason=f"added by {created_by}",
+                )
         except StoreError as exc:
             if isinstance(exc.__cause__, IntegrityError):
                 raise NameTaken("operator", name) from exc
@@ -330,10 +408,22 @@ class OperatorRegistry:
             if row is None:
                 raise OperatorNotFound(name)
             epoch = row.credential_epoch + 1
-            conn.execute(table.update().where(table.c.name == name).values(
-                status="revoked", credential_epoch=epoch, updated_at=utcnow(),
-            ))
-            append_change(conn, spiffe_id=row.spiffe_id, change="status", status="revoked",
-                          epoch=epoch, reason="operator revoked")
+            conn.execute(
+                table.update()
+                .where(table.c.name == name)
+                .values(
+                    status="revoked",
+                    credential_epoch=epoch,
+                    updated_at=utcnow(),
+                )
+            )
+            append_change(
+                conn,
+                spiffe_id=row.spiffe_id,
+                change="status",
+                status="revoked",
+                epoch=epoch,
+                reason="operator revoked",
+            )
         self._on_change()
         return self.get(name)

@@ -95,7 +95,7 @@ class SpiffeId:
         """The Warden principal kind (agent, svc, operator) if the path is Warden-shaped."""
         parts = self.path.split("/")
         if len(parts) == 3 and parts[1] in PRINCIPAL_KINDS:
-            return parts[1]  # type: ignore[return-value]
+            return parts[1]
         return None
 
     @property

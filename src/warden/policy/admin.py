@@ -67,8 +67,9 @@ class AdminAuthorizer:
             {"uid": principal_uid, "attrs": dict(principal.attributes), "parents": []},
         ]
         if resource_uid != principal_uid:
-            entities.append({"uid": resource_uid, "attrs": _default_attrs(resource[0]),
-                             "parents": []})
+            entities.append(
+                {"uid": resource_uid, "attrs": _default_attrs(resource[0]), "parents": []}
+            )
         request = {
             "principal": principal_uid,
             "action": {"type": "Action", "id": action},
@@ -84,9 +85,7 @@ class AdminAuthorizer:
         ids = result.diagnostics.id_annotations_by_reason if policies else {}
         names = tuple(ids.get(p, p) for p in policies)
         allowed = result.allowed and not errors
-        return AdminDecision(
-            allowed, names, tuple(self._reasons.get(n, "") for n in names), errors
-        )
+        return AdminDecision(allowed, names, tuple(self._reasons.get(n, "") for n in names), errors)
 
 
 def _default_attrs(entity_type: str) -> dict[str, str]:

@@ -31,6 +31,7 @@ from warden.identity.registry import OperatorRole, Status
 from warden.policy.admin import AdminAuthorizer
 from warden.server.auth import require
 from warden.server.limits import BodyLimit
+from warden.transport.path_guard import PathGuard
 
 log = logging.getLogger("warden.server")
 CONTROL_PLANE = ("ControlPlane", "warden")
@@ -76,8 +77,7 @@ def _error(status: int, code: str, message: str | None = None) -> JSONResponse:
 
 def create_app(authority: IdentityAuthority, authorizer: AdminAuthorizer) -> Any:
     """The ASGI application of the control plane, wrapped in its body-size limit."""
-    app = FastAPI(title="Warden control plane", version=__version__, docs_url=None,
-                  redoc_url=None)
+    app = FastAPI(title="Warden control plane", version=__version__, docs_url=None, redoc_url=None)
 
     @app.exception_handler(WardenError)
     async def warden_error(_: Request, exc: WardenError) -> JSONResponse:
@@ -114,8 +114,11 @@ def create_app(authority: IdentityAuthority, authorizer: AdminAuthorizer) -> Any
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "trust_domain": authority.trust_domain,
-                "status_sequence": authority.status.sequence}
+        return {
+            "status": "ok",
+            "trust_domain": authority.trust_domain,
+            "status_sequence": authority.status.sequence,
+        }
 
     @app.get("/.well-known/jwks.json")
     def jwks() -> dict[str, Any]:
@@ -144,7 +147,10 @@ def create_app(authority: IdentityAuthority, authorizer: AdminAuthorizer) -> Any
     def register_agent(request: Request, body: RegisterAgent) -> dict[str, Any]:
         by = allow(request, "agent.register")
         agent = authority.agents.register(
-            body.name, owner=body.owner, purpose=body.purpose, labels=body.labels,
+            body.name,
+            owner=body.owner,
+            purpose=body.purpose,
+            labels=body.labels,
             max_svid_ttl_s=body.max_svid_ttl_s,
         )
         log.info("agent %s registered by %s", agent.spiffe_id, by)
@@ -189,8 +195,12 @@ def create_app(authority: IdentityAuthority, authorizer: AdminAuthorizer) -> Any
     def issue_jwt(request: Request, name: str, body: JwtRequest) -> dict[str, Any]:
         allow(request, "svid.issue", ("Agent", name))
         issued = authority.issuer.issue_agent_jwt(name, body.audience, ttl_s=body.ttl_s)
-        return {"token": issued.token, "spiffe_id": issued.spiffe_id, "jti": issued.jti,
-                "expires_at": _iso(issued.expires_at)}
+        return {
+            "token": issued.token,
+            "spiffe_id": issued.spiffe_id,
+            "jti": issued.jti,
+            "expires_at": _iso(issued.expires_at),
+        }
 
     # -- operators --------------------------------------------------------------------------
 
@@ -209,7 +219,7 @@ def create_app(authority: IdentityAuthority, authorizer: AdminAuthorizer) -> Any
         allow(request, "operator.manage", ("Operator", name))
         return authority.operators.revoke(name).to_dict()
 
-    return BodyLimit(app, authority.settings.api_max_body_bytes)
+    return PathGuard(BodyLimit(app, authority.settings.api_max_body_bytes))
 
 
 def _iso(value: datetime) -> str:

@@ -25,8 +25,10 @@ def client_chain(request: Request) -> list[x509.Certificate]:
     """The client certificate chain the TLS layer verified, leaf first (may be empty)."""
     tls = request.scope.get("extensions", {}).get("tls") or {}
     try:
-        return [x509.load_pem_x509_certificate(pem.encode()) for pem in
-                tls.get("client_cert_chain") or []]
+        return [
+            x509.load_pem_x509_certificate(pem.encode())
+            for pem in tls.get("client_cert_chain") or []
+        ]
     except ValueError as exc:
         raise CredentialRejected("malformed_certificate", str(exc)) from exc
 
@@ -67,7 +69,11 @@ def require(
     if not decision.allowed:
         log.info(
             "control-plane deny: %s %s on %s:%s policies=%s errors=%s",
-            principal.spiffe_id, action, *resource, decision.policies, decision.errors,
+            principal.spiffe_id,
+            action,
+            *resource,
+            decision.policies,
+            decision.errors,
         )
         raise HTTPException(403, {"error": "forbidden"})
     return principal

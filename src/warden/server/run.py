@@ -97,16 +97,23 @@ class ControlPlaneServer:
             authority, authority.settings.state_dir / "run" / SERVICE_NAME, self.host
         )
         self._context = server_ssl_context(
-            certfile=self.credentials.certfile, keyfile=self.credentials.keyfile,
-            ca_file=self.credentials.ca_file, require_client_cert=False,
+            certfile=self.credentials.certfile,
+            keyfile=self.credentials.keyfile,
+            ca_file=self.credentials.ca_file,
+            require_client_cert=False,
         )
         app = create_app(authority, authorizer or AdminAuthorizer())
         config = uvicorn.Config(
-            app, host=self.host, port=self.port, http=MtlsHttpToolsProtocol,
+            app,
+            host=self.host,
+            port=self.port,
+            http=MtlsHttpToolsProtocol,
             loop="uvloop" if os.name == "posix" else "asyncio",
             ssl_certfile=str(self.credentials.certfile),
             ssl_context_factory=lambda _config, _default: self._context,
-            log_level="warning", access_log=False, lifespan="off",
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
@@ -152,8 +159,9 @@ class ControlPlaneServer:
 
     def start_in_thread(self, timeout_s: float = 10.0) -> ControlPlaneServer:
         """Start serving in a daemon thread and wait until it listens."""
-        self._thread = threading.Thread(target=lambda: asyncio.run(self.serve()), daemon=True,
-                                        name="warden-control-plane")
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self.serve()), daemon=True, name="warden-control-plane"
+        )
         self._thread.start()
         deadline = utcnow().timestamp() + timeout_s
         while not self._server.started:

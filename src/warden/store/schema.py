@@ -99,8 +99,9 @@ Index("ix_authorities_kind_status", authorities.c.kind, authorities.c.status)
 principal_feed = Table(
     "principal_feed",
     metadata,
-    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("spiffe_id", String(2048), nullable=False),
     Column("change", String(16), nullable=False),  # status | deleted | credential

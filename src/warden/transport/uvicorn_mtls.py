@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -44,7 +44,8 @@ class MtlsHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._tls is not None:
-            self.scope.setdefault("extensions", {})["tls"] = self._tls
+            scope = cast(dict[str, Any], self.scope)
+            scope.setdefault("extensions", {})["tls"] = self._tls
 
 
 def server_ssl_context(

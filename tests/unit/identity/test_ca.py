@@ -12,6 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from warden.clock import utcnow
 from warden.identity.authority import IdentityAuthority
+from warden.identity.ca import CertificateAuthority, FileKeyManager
 from warden.identity.ca.authority import load_csr_public_key
 from warden.identity.errors import (
     AgentNotActive,
@@ -19,7 +20,6 @@ from warden.identity.errors import (
     InvalidCsr,
     TtlOutOfBounds,
 )
-from warden.identity.ca import CertificateAuthority, FileKeyManager
 
 
 def _register(authority: IdentityAuthority, name: str = "invoice-bot", **kw: object) -> None:
@@ -49,9 +49,7 @@ def test_chain_verifies_with_cryptography_path_validation(authority: IdentityAut
     _register(authority)
     issued = authority.issuer.issue_agent_x509("invoice-bot")
     roots = x509.load_pem_x509_certificates(authority.ca.bundle.to_pem())
-    verifier = (
-        verification.PolicyBuilder().store(verification.Store(roots)).build_client_verifier()
-    )
+    verifier = verification.PolicyBuilder().store(verification.Store(roots)).build_client_verifier()
     verified = verifier.verify(issued.cert, list(issued.chain))
     assert verified.chain[-1] == roots[0]
     assert len(verified.chain) == 3
@@ -59,16 +57,20 @@ def test_chain_verifies_with_cryptography_path_validation(authority: IdentityAut
     rogue_key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Warden Root CA")])
     rogue = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(rogue_key.public_key()).serial_number(1)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(rogue_key.public_key())
+        .serial_number(1)
         .not_valid_before(utcnow() - timedelta(days=1))
         .not_valid_after(utcnow() + timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(rogue_key, hashes.SHA256())
     )
     with pytest.raises(verification.VerificationError):
-        verification.PolicyBuilder().store(verification.Store([rogue])).build_client_verifier(
-        ).verify(issued.cert, list(issued.chain))
+        verification.PolicyBuilder().store(
+            verification.Store([rogue])
+        ).build_client_verifier().verify(issued.cert, list(issued.chain))
 
 
 def test_ttl_is_capped_per_agent_and_globally(authority: IdentityAuthority) -> None:
@@ -88,8 +90,12 @@ def test_csr_is_signed_and_key_stays_with_the_workload(authority: IdentityAuthor
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "anything")]))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.UniformResourceIdentifier("spiffe://example.org/agent/admin")]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier("spiffe://example.org/agent/admin")]
+            ),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
     public = load_csr_public_key(csr.public_bytes(serialization.Encoding.PEM))

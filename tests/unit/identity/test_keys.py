@@ -32,8 +32,9 @@ def test_group_readable_master_key_is_refused(sqlite_authority: IdentityAuthorit
         file_key_manager(settings).load_key("root-1")
 
 
-def test_wrong_master_key_cannot_open_keys(sqlite_authority: IdentityAuthority,
-                                           tmp_path: Path) -> None:
+def test_wrong_master_key_cannot_open_keys(
+    sqlite_authority: IdentityAuthority, tmp_path: Path
+) -> None:
     settings = sqlite_authority.settings
     FileKeyManager.create(tmp_path / "other", tmp_path / "other" / "master.key")
     wrong = FileKeyManager(settings.state_dir / "keys", tmp_path / "other" / "master.key")

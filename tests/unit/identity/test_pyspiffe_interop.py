@@ -46,8 +46,9 @@ def test_pyspiffe_validates_jwt_svid_against_warden_jwks(
         JwtSvid.parse_and_validate(token, bundle, {"spiffe://example.org/svc/other"})
     # After a rotation the published bundle still validates tokens from before it.
     ia.ca.rotate_intermediate()
-    rotated = JwtBundle.parse(TrustDomain("example.org"),
-                              json.dumps(ia.ca.bundle.to_jwt_jwks()).encode())
+    rotated = JwtBundle.parse(
+        TrustDomain("example.org"), json.dumps(ia.ca.bundle.to_jwt_jwks()).encode()
+    )
     JwtSvid.parse_and_validate(token, rotated, {AUD})
     fresh = ia.issuer.issue_agent_jwt("invoice-bot", [AUD]).token
     JwtSvid.parse_and_validate(fresh, rotated, {AUD})

@@ -82,8 +82,9 @@ def test_leaf_that_can_sign_certificates(ia: IdentityAuthority) -> None:
 
 
 def test_two_uri_sans(ia: IdentityAuthority) -> None:
-    chain = forge_leaf(ia, uris=["spiffe://example.org/agent/forged",
-                                 "spiffe://example.org/agent/invoice-bot"])
+    chain = forge_leaf(
+        ia, uris=["spiffe://example.org/agent/forged", "spiffe://example.org/agent/invoice-bot"]
+    )
     rejected("multiple_uri_sans", lambda: ia.verifier.verify_x509(chain))
 
 
@@ -100,9 +101,11 @@ def test_revoked_serial(ia: IdentityAuthority) -> None:
     other = ia.issuer.issue_agent_x509("invoice-bot")
     ia.verifier.verify_x509([issued.cert])  # cached as verified before the revocation
     ia.issuer.revoke_credential(
-        credential_id=issued.serial_hex, kind="x509",
+        credential_id=issued.serial_hex,
+        kind="x509",
         spiffe_id="spiffe://example.org/agent/invoice-bot",
-        not_after=issued.cert.not_valid_after_utc, reason="key leaked",
+        not_after=issued.cert.not_valid_after_utc,
+        reason="key leaked",
     )
     rejected("revoked", lambda: ia.verifier.verify_x509([issued.cert]))
     ia.verifier.verify_x509([other.cert])  # only that one credential
@@ -142,8 +145,14 @@ def _b64(data: bytes) -> str:
 
 def _claims(**overrides: object) -> dict[str, object]:
     now = int(time.time())
-    claims: dict[str, object] = {"sub": "spiffe://example.org/agent/invoice-bot", "aud": AUD,
-                                 "exp": now + 300, "iat": now, "jti": "j-1", EPOCH_CLAIM: 0}
+    claims: dict[str, object] = {
+        "sub": "spiffe://example.org/agent/invoice-bot",
+        "aud": AUD,
+        "exp": now + 300,
+        "iat": now,
+        "jti": "j-1",
+        EPOCH_CLAIM: 0,
+    }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -163,8 +172,12 @@ def test_genuine_jwt_verifies(ia: IdentityAuthority) -> None:
 
 def test_alg_none(ia: IdentityAuthority) -> None:
     kid = ia.ca.bundle.jwt_authorities[0].kid
-    token = (_b64(json.dumps({"alg": "none", "kid": kid}).encode()) + "."
-             + _b64(json.dumps(_claims()).encode()) + ".")
+    token = (
+        _b64(json.dumps({"alg": "none", "kid": kid}).encode())
+        + "."
+        + _b64(json.dumps(_claims()).encode())
+        + "."
+    )
     rejected("alg_not_allowed", lambda: ia.verifier.verify_jwt(token, AUD))
 
 
@@ -211,14 +224,15 @@ def test_tampered_payload(ia: IdentityAuthority) -> None:
     token = ia.issuer.issue_agent_jwt("invoice-bot", [AUD]).token
     header, _, signature = token.split(".")
     forged = _b64(json.dumps(_claims(sub="spiffe://example.org/agent/forged")).encode())
-    rejected("bad_signature", lambda: ia.verifier.verify_jwt(f"{header}.{forged}.{signature}",
-                                                             AUD))
+    rejected("bad_signature", lambda: ia.verifier.verify_jwt(f"{header}.{forged}.{signature}", AUD))
 
 
 def test_sub_not_a_spiffe_id(ia: IdentityAuthority) -> None:
     for sub in ("invoice-bot", "https://example.org/agent/x", "spiffe://example.org/a/../b"):
-        rejected("invalid_subject",
-                 lambda sub=sub: ia.verifier.verify_jwt(_sign(ia, _claims(sub=sub)), AUD))
+        rejected(
+            "invalid_subject",
+            lambda sub=sub: ia.verifier.verify_jwt(_sign(ia, _claims(sub=sub)), AUD),
+        )
 
 
 def test_jwt_from_another_trust_domain(ia: IdentityAuthority) -> None:
@@ -235,9 +249,13 @@ def test_garbage_tokens(ia: IdentityAuthority) -> None:
 def test_revoked_jti_and_revoked_agent(ia: IdentityAuthority) -> None:
     issued = ia.issuer.issue_agent_jwt("invoice-bot", [AUD])
     ia.verifier.verify_jwt(issued.token, AUD)  # cached before the revocation
-    ia.issuer.revoke_credential(credential_id=issued.jti, kind="jwt",
-                                spiffe_id=issued.spiffe_id, not_after=issued.expires_at,
-                                reason="leaked in a log")
+    ia.issuer.revoke_credential(
+        credential_id=issued.jti,
+        kind="jwt",
+        spiffe_id=issued.spiffe_id,
+        not_after=issued.expires_at,
+        reason="leaked in a log",
+    )
     rejected("revoked", lambda: ia.verifier.verify_jwt(issued.token, AUD))
     other = ia.issuer.issue_agent_jwt("invoice-bot", [AUD])
     ia.agents.revoke("invoice-bot")

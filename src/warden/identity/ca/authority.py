@@ -51,7 +51,9 @@ class IssuedX509:
         return format(self.cert.serial_number, "x")
 
     def cert_chain_pem(self) -> bytes:
-        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (self.cert, *self.chain))
+        return b"".join(
+            c.public_bytes(serialization.Encoding.PEM) for c in (self.cert, *self.chain)
+        )
 
     def key_pem(self) -> bytes:
         if self.key is None:
@@ -146,12 +148,19 @@ class CertificateAuthority:
                     {"key": BUNDLE_SEQUENCE_KEY, "value": "1"},
                 ],
             )
-            conn.execute(schema.authorities.insert().values(
-                id="root-1", kind="root", status="active",
-                pem=root.public_bytes(serialization.Encoding.PEM).decode(),
-                key_ref="root-1", not_before=root.not_valid_before_utc,
-                not_after=root.not_valid_after_utc, created_at=now, seq=1,
-            ))
+            conn.execute(
+                schema.authorities.insert().values(
+                    id="root-1",
+                    kind="root",
+                    status="active",
+                    pem=root.public_bytes(serialization.Encoding.PEM).decode(),
+                    key_ref="root-1",
+                    not_before=root.not_valid_before_utc,
+                    not_after=root.not_valid_after_utc,
+                    created_at=now,
+                    seq=1,
+                )
+            )
         ca = cls(store, keys, settings)
         ca._add_intermediate(seq=1, now=now)
         ca.refresh()
@@ -215,8 +224,10 @@ class CertificateAuthority:
         root_key = self._keys.load_key(root.key_ref)
         root_cert = x509.load_pem_x509_certificate(root.pem.encode())
         key = self._keys.create_key(f"intermediate-{seq}")
-        not_after = min(now + timedelta(seconds=self._settings.intermediate_ttl_s),
-                        root_cert.not_valid_after_utc)
+        not_after = min(
+            now + timedelta(seconds=self._settings.intermediate_ttl_s),
+            root_cert.not_valid_after_utc,
+        )
         cert = _build_ca_cert(
             subject_key=key.public_key(),
             issuer_key=root_key,
@@ -232,16 +243,33 @@ class CertificateAuthority:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         with self._store.begin() as conn:
-            conn.execute(schema.authorities.insert(), [
-                {"id": f"intermediate-{seq}", "kind": "intermediate", "status": "active",
-                 "pem": cert.public_bytes(serialization.Encoding.PEM).decode(),
-                 "key_ref": f"intermediate-{seq}", "not_before": cert.not_valid_before_utc,
-                 "not_after": cert.not_valid_after_utc, "created_at": now, "seq": seq},
-                {"id": _key_id(jwt_key.public_key()), "kind": "jwt", "status": "active",
-                 "pem": jwt_public.decode(), "key_ref": f"jwt-{seq}",
-                 "not_before": now - BACKDATE, "not_after": not_after, "created_at": now,
-                 "seq": seq},
-            ])
+            conn.execute(
+                schema.authorities.insert(),
+                [
+                    {
+                        "id": f"intermediate-{seq}",
+                        "kind": "intermediate",
+                        "status": "active",
+                        "pem": cert.public_bytes(serialization.Encoding.PEM).decode(),
+                        "key_ref": f"intermediate-{seq}",
+                        "not_before": cert.not_valid_before_utc,
+                        "not_after": cert.not_valid_after_utc,
+                        "created_at": now,
+                        "seq": seq,
+                    },
+                    {
+                        "id": _key_id(jwt_key.public_key()),
+                        "kind": "jwt",
+                        "status": "active",
+                        "pem": jwt_public.decode(),
+                        "key_ref": f"jwt-{seq}",
+                        "not_before": now - BACKDATE,
+                        "not_after": not_after,
+                        "created_at": now,
+                        "seq": seq,
+                    },
+                ],
+            )
             self._bump_bundle_sequence(conn)
 
     @staticmethod
@@ -266,8 +294,14 @@ class CertificateAuthority:
             ).scalar_one_or_none()
         authorities = [
             _Authority(
-                id=r.id, kind=r.kind, status=r.status, pem=r.pem, key_ref=r.key_ref,
-                not_before=as_utc(r.not_before), not_after=as_utc(r.not_after), seq=r.seq,
+                id=r.id,
+                kind=r.kind,
+                status=r.status,
+                pem=r.pem,
+                key_ref=r.key_ref,
+                not_before=as_utc(r.not_before),
+                not_after=as_utc(r.not_after),
+                seq=r.seq,
             )
             for r in rows
         ]
@@ -276,7 +310,8 @@ class CertificateAuthority:
             trust_domain=self.trust_domain,
             x509_authorities=tuple(
                 x509.load_pem_x509_certificate(a.pem.encode())
-                for a in authorities if a.kind == "root"
+                for a in authorities
+                if a.kind == "root"
             ),
             jwt_authorities=tuple(
                 JwtAuthority(
@@ -289,7 +324,8 @@ class CertificateAuthority:
             sequence=int(sequence or 0),
             intermediates=tuple(
                 x509.load_pem_x509_certificate(a.pem.encode())
-                for a in authorities if a.kind == "intermediate"
+                for a in authorities
+                if a.kind == "intermediate"
             ),
         )
         if any(a.kind == "intermediate" and a.status == "active" for a in authorities):
@@ -345,10 +381,14 @@ class CertificateAuthority:
         sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Warden"),
-                x509.NameAttribute(NameOID.COMMON_NAME, spiffe_id.name or "spiffe"),
-            ]))
+            .subject_name(
+                x509.Name(
+                    [
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Warden"),
+                        x509.NameAttribute(NameOID.COMMON_NAME, spiffe_id.name or "spiffe"),
+                    ]
+                )
+            )
             .issuer_name(intermediate.subject)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
@@ -373,19 +413,32 @@ class CertificateAuthority:
     def sign_jwt_svid(self, claims: dict[str, Any]) -> str:
         """Sign ``claims`` as a JWT-SVID (ES256) with the active JWT key."""
         key = self._keys.load_key(self._jwt_key_ref)
-        return jwt.encode(claims, key, algorithm="ES256", headers={"kid": self._jwt_kid,
-                                                                    "typ": "JWT"})
+        return jwt.encode(
+            claims, key, algorithm="ES256", headers={"kid": self._jwt_kid, "typ": "JWT"}
+        )
 
 
 _LEAF_KEY_USAGE = x509.KeyUsage(
-    digital_signature=True, content_commitment=False, key_encipherment=False,
-    data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-    encipher_only=False, decipher_only=False,
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
 )
 _CA_KEY_USAGE = x509.KeyUsage(
-    digital_signature=False, content_commitment=False, key_encipherment=False,
-    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-    encipher_only=False, decipher_only=False,
+    digital_signature=False,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
 )
 
 
@@ -412,11 +465,13 @@ def _build_ca_cert(
     not_before: datetime,
     not_after: datetime,
 ) -> x509.Certificate:
-    subject = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Warden"),
-        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, trust_domain),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Warden"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, trust_domain),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
     ski = x509.SubjectKeyIdentifier.from_public_key(subject_key)
     aki = (
         _aki(issuer_cert)

@@ -80,7 +80,9 @@ def upgrade() -> None:
     op.create_table(
         "principal_feed",
         sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
             autoincrement=True,
         ),
         sa.Column("at", TS, nullable=False),

@@ -1,0 +1,141 @@
+"""The warden command end to end on a real state directory (in process)."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from typer.testing import CliRunner
+
+from warden.cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    state_dir = tmp_path / "state"
+    result = runner.invoke(
+        app,
+        ["--state-dir", str(state_dir), "init", "--trust-domain", "acme.test", "--operator", "ops"],
+    )
+    assert result.exit_code == 0, result.output
+    return state_dir
+
+
+def warden(state: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["--state-dir", str(state), *args], env={"COLUMNS": "200"})
+    return result.exit_code, result.output
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_init_lays_out_a_private_state_directory(state: Path) -> None:
+    assert mode(state) == 0o700
+    assert 'trust_domain = "acme.test"' in (state / "warden.toml").read_text()
+    creds = state / "operators" / "ops"
+    for name in ("svid.pem", "key.pem", "bundle.pem"):
+        assert mode(creds / name) == 0o600
+    leaf = x509.load_pem_x509_certificates((creds / "svid.pem").read_bytes())[0]
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.UniformResourceIdentifier) == [
+        "spiffe://acme.test/operator/ops"
+    ]
+    code, output = warden(state, "init")
+    assert code == 1 and "already initialised" in output
+
+
+def test_agent_lifecycle(state: Path) -> None:
+    assert (
+        warden(
+            state,
+            "agent",
+            "register",
+            "invoice-bot",
+            "--owner",
+            "finance",
+            "--label",
+            "team=finance",
+        )[0]
+        == 0
+    )
+    code, output = warden(state, "agent", "list")
+    assert code == 0 and "spiffe://acme.test/agent/invoice-bot" in output
+    code, output = warden(state, "agent", "show", "invoice-bot", "--json")
+    assert json.loads(output)["labels"] == {"team": "finance"}
+    assert "disabled" in warden(state, "agent", "disable", "invoice-bot")[1]
+    assert "active" in warden(state, "agent", "enable", "invoice-bot")[1]
+    assert "epoch 1" in warden(state, "agent", "revoke", "invoice-bot", "--reason", "test")[1]
+    code, output = warden(state, "agent", "show", "nobody")
+    assert code == 1 and "error[agent_not_found]" in output
+    code, output = warden(state, "agent", "register", "../x", "--owner", "y")
+    assert code == 2 and "error[invalid_name]" in output
+    assert warden(state, "agent", "register", "orphan")[0] == 2  # --owner is required
+    assert warden(state, "agent", "delete", "invoice-bot")[0] == 0
+
+
+def test_svids_issue_inspect_revoke(state: Path, tmp_path: Path) -> None:
+    warden(state, "agent", "register", "invoice-bot", "--owner", "finance")
+    out = tmp_path / "svid"
+    code, output = warden(state, "svid", "issue", "invoice-bot", "--x509", "--out", str(out))
+    assert code == 0, output
+    assert {p.name for p in out.iterdir()} == {"svid.pem", "key.pem", "bundle.pem"}
+    assert all(mode(p) == 0o600 for p in out.iterdir())
+    code, output = warden(state, "svid", "inspect", str(out / "svid.pem"))
+    assert "spiffe://acme.test/agent/invoice-bot" in output and "yes" in output
+    assert warden(state, "svid", "revoke", str(out / "svid.pem"), "--reason", "leak")[0] == 0
+    assert "revoked" in warden(state, "svid", "inspect", str(out / "svid.pem"))[1]
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")]))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "req.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    csr_out = tmp_path / "csr-svid"
+    code, output = warden(
+        state,
+        "svid",
+        "issue",
+        "invoice-bot",
+        "--csr",
+        str(tmp_path / "req.csr"),
+        "--out",
+        str(csr_out),
+    )
+    assert code == 0, output
+    assert not (csr_out / "key.pem").exists()
+    issued = x509.load_pem_x509_certificates((csr_out / "svid.pem").read_bytes())[0]
+    assert issued.public_key() == key.public_key()
+
+    code, token = warden(state, "svid", "issue", "invoice-bot", "--jwt", "--audience", "ledger")
+    assert code == 0 and token.count(".") == 2
+    (tmp_path / "token").write_text(token)
+    code, output = warden(state, "svid", "inspect", str(tmp_path / "token"), "--audience", "ledger")
+    assert "yes" in output
+    code, output = warden(state, "svid", "issue", "invoice-bot", "--jwt")
+    assert code == 2 and "audience" in output
+
+
+def test_bundle_operators_and_ca(state: Path) -> None:
+    code, pem = warden(state, "bundle")
+    assert code == 0 and len(x509.load_pem_x509_certificates(pem.encode())) == 1
+    jwks = json.loads(warden(state, "bundle", "--jwks")[1])
+    assert {k["use"] for k in jwks["keys"]} == {"x509-svid", "jwt-svid"}
+    assert warden(state, "operator", "add", "audrey", "--role", "auditor")[0] == 0
+    assert mode(state / "operators" / "audrey" / "key.pem") == 0o600
+    assert "audrey" in warden(state, "operator", "list")[1]
+    assert warden(state, "operator", "add", "eve", "--role", "root")[0] == 2
+    assert warden(state, "operator", "revoke", "audrey")[0] == 0
+    assert warden(state, "ca", "rotate")[0] == 0
+    code, output = warden(state, "ca", "show")
+    assert code == 0 and "Intermediate CA 2" in output

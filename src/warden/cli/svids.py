@@ -56,10 +56,10 @@ def issue(
     _write(out, "bundle.pem", authority.ca.bundle.to_pem())
     if issued.key is not None:
         _write(out, "key.pem", issued.key_pem())
+    spiffe_id = authority.agents.get(name).spiffe_id
     console.print(
-        f"[green]Issued[/] X.509-SVID serial {issued.serial_hex} for "
-        f"{issued.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.UniformResourceIdentifier)[0]}"
-        f", valid until {issued.cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S}Z -> {out}"
+        f"[green]Issued[/] X.509-SVID serial {issued.serial_hex} for {spiffe_id}, valid until "
+        f"{issued.cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S}Z -> {out}"
     )
 
 

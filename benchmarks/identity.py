@@ -22,14 +22,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import parse_args, pin_to_one_core, rate, report  # noqa: E402
-
-from warden.clock import utcnow  # noqa: E402
-from warden.config import load_settings  # noqa: E402
-from warden.identity.authority import IdentityAuthority  # noqa: E402
-from warden.identity.ca import CertificateAuthority, FileKeyManager  # noqa: E402
-from warden.identity.feed import append_change  # noqa: E402
-from warden.store import open_store, schema  # noqa: E402
+from _common import parse_args, pin_to_one_core, rate, report
+from warden.clock import utcnow
+from warden.config import load_settings
+from warden.identity.authority import IdentityAuthority
+from warden.identity.ca import CertificateAuthority, FileKeyManager
+from warden.identity.feed import append_change
+from warden.store import open_store, schema
 
 AUD = "spiffe://bench.example/svc/gateway"
 

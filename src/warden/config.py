@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +77,15 @@ class Settings(BaseSettings):
         return self.master_key_file or self.state_dir / "keys" / "master.key"
 
 
+_config_path: ContextVar[Path | None] = ContextVar("warden_config_path", default=None)
+
+
 class _FileSource(PydanticBaseSettingsSource):
     """Reads the TOML config file chosen by :func:`load_settings`."""
 
-    path: Path | None = None
+    @property
+    def path(self) -> Path | None:
+        return _config_path.get()
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
@@ -115,7 +121,7 @@ def load_settings(**overrides: Any) -> Settings:
     """
     given = {key: value for key, value in overrides.items() if value is not None}
     state_dir = given.get("state_dir")
-    _FileSource.path = config_file_path(Path(state_dir) if state_dir is not None else None)
+    token = _config_path.set(config_file_path(Path(state_dir) if state_dir is not None else None))
     try:
         settings = Settings(**given)
     except ValidationError as exc:
@@ -124,7 +130,7 @@ def load_settings(**overrides: Any) -> Settings:
         )
         raise ConfigError(f"invalid settings: {problems}") from exc
     finally:
-        _FileSource.path = None
+        _config_path.reset(token)
     if settings.x509_svid_ttl_s > settings.x509_svid_max_ttl_s:
         raise ConfigError("x509_svid_ttl_s exceeds x509_svid_max_ttl_s")
     if settings.jwt_svid_ttl_s > settings.jwt_svid_max_ttl_s:

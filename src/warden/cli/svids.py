@@ -47,10 +47,13 @@ def issue(
             raise UntrustedInputError("--jwt needs --audience", code="invalid_audience")
         typer.echo(authority.issuer.issue_agent_jwt(name, audience, ttl_s=ttl).token)
         return
-    if out is None:
-        raise UntrustedInputError("--x509 and --csr need --out DIR", code="invalid_arguments")
+    if out is None and csr is None:
+        raise UntrustedInputError("--x509 needs --out DIR", code="invalid_arguments")
     public_key = load_csr_public_key(csr.read_bytes()) if csr is not None else None
     issued = authority.issuer.issue_agent_x509(name, ttl_s=ttl, public_key=public_key)
+    if out is None:  # a signed CSR holds no secret: print the chain
+        typer.echo(issued.cert_chain_pem().decode(), nl=False)
+        return
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     _write(out, "svid.pem", issued.cert_chain_pem())
     _write(out, "bundle.pem", authority.ca.bundle.to_pem())

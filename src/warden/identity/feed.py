@@ -27,6 +27,7 @@ from warden.identity.verifier import PrincipalState
 from warden.store import Store, schema
 
 _FEED_LOCK_KEY = 0x57415244454E  # "WARDEN": one advisory lock serialises feed writers
+CATCH_UP_BATCH = 10_000
 
 
 def append_change(
@@ -102,20 +103,25 @@ class FeedCredentialStatus:
             self._synced_at = time.monotonic()
 
     def catch_up(self) -> int:
-        """Apply feed rows newer than the last one seen. Returns how many were applied."""
-        with self._store.begin() as conn:
-            rows = conn.execute(
-                select(schema.principal_feed)
-                .where(schema.principal_feed.c.seq > self._seq)
-                .order_by(schema.principal_feed.c.seq)
-                .limit(10_000)
-            ).all()
-        with self._lock:
-            for row in rows:
-                self._apply(row)
-                self._seq = row.seq
-            self._synced_at = time.monotonic()
-        return len(rows)
+        """Apply every feed row newer than the last one seen. Returns how many were applied."""
+        applied = 0
+        while True:
+            with self._store.begin() as conn:
+                rows = conn.execute(
+                    select(schema.principal_feed)
+                    .where(schema.principal_feed.c.seq > self._seq)
+                    .order_by(schema.principal_feed.c.seq)
+                    .limit(CATCH_UP_BATCH)
+                ).all()
+            with self._lock:
+                for row in rows:
+                    self._apply(row)
+                    self._seq = row.seq
+                if len(rows) < CATCH_UP_BATCH:
+                    self._synced_at = time.monotonic()
+            applied += len(rows)
+            if len(rows) < CATCH_UP_BATCH:
+                return applied
 
     def _apply(self, row: Any) -> None:
         if row.change == "credential":

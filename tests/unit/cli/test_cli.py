@@ -117,6 +117,13 @@ def test_svids_issue_inspect_revoke(state: Path, tmp_path: Path) -> None:
     issued = x509.load_pem_x509_certificates((csr_out / "svid.pem").read_bytes())[0]
     assert issued.public_key() == key.public_key()
 
+    code, printed = warden(
+        state, "svid", "issue", "invoice-bot", "--csr", str(tmp_path / "req.csr")
+    )
+    assert code == 0 and x509.load_pem_x509_certificates(printed.encode())[0].public_key() == (
+        key.public_key()
+    )
+
     code, token = warden(state, "svid", "issue", "invoice-bot", "--jwt", "--audience", "ledger")
     assert code == 0 and token.count(".") == 2
     (tmp_path / "token").write_text(token)

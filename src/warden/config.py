@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     root_ttl_s: int = Field(default=3650 * DAY, ge=30 * DAY, le=7300 * DAY)
     clock_skew_s: int = Field(default=30, ge=0, le=300)
 
+    workload_socket: Path | None = Field(
+        default=None, description="Workload API socket; default: run/workload.sock in state dir"
+    )
+    feed_max_staleness_s: float = Field(default=2.0, gt=0, le=60)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8443, ge=0, le=65535)
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -70,6 +75,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.state_dir / 'warden.db').resolve()}"
+
+    @property
+    def workload_socket_path(self) -> Path:
+        """The Unix socket of the SPIFFE Workload API."""
+        return self.workload_socket or self.state_dir / "run" / "workload.sock"
 
     @property
     def key_file(self) -> Path:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from warden.config import Settings
+from warden.identity.attestation.container import ContainerAttestor
+from warden.identity.attestation.launcher import LaunchRegistry
+from warden.identity.attestation.resolver import WorkloadAttestor
 from warden.identity.ca import CertificateAuthority, FileKeyManager, KeyManager
 from warden.identity.feed import FeedCredentialStatus
 from warden.identity.issuer import CredentialIssuer
@@ -25,6 +28,9 @@ class IdentityAuthority:
     issuer: CredentialIssuer
     verifier: CredentialVerifier
     status: FeedCredentialStatus
+    launches: LaunchRegistry
+    attestor: WorkloadAttestor
+    containers: ContainerAttestor
 
     @property
     def trust_domain(self) -> str:
@@ -38,13 +44,17 @@ class IdentityAuthority:
         keys: KeyManager,
     ) -> IdentityAuthority:
         ca = CertificateAuthority(store, keys, settings)
-        status = FeedCredentialStatus(store)
+        status = FeedCredentialStatus(store, max_staleness_s=settings.feed_max_staleness_s)
         # Changes made in this process reach its own verifier at once; others' via the feed.
         agents = AgentRegistry(store, ca.trust_domain, settings, on_change=status.catch_up)
         operators = OperatorRegistry(store, ca.trust_domain, on_change=status.catch_up)
         verifier = CredentialVerifier(lambda: ca.bundle, status, clock_skew_s=settings.clock_skew_s)
         issuer = CredentialIssuer(ca, agents, operators, store, settings, on_change=status.catch_up)
-        return cls(settings, store, ca, agents, operators, issuer, verifier, status)
+        launches = LaunchRegistry(store, agents)
+        return cls(
+            settings, store, ca, agents, operators, issuer, verifier, status, launches,
+            WorkloadAttestor(store, agents, launches), ContainerAttestor(store, agents),
+        )
 
 
 def file_key_manager(settings: Settings) -> FileKeyManager:

@@ -141,3 +141,32 @@ class StatusUnavailable(IdentityError):
 
     def __init__(self, age_s: float) -> None:
         super().__init__(f"principal status is {age_s:.1f}s old and the store cannot be read")
+
+
+class InvalidSelector(UntrustedInputError):
+    code = "invalid_selector"
+    public_message = "invalid selector"
+
+    def __init__(self, value: str, why: str) -> None:
+        super().__init__(f"invalid selector {value[:200]!r}: {why}")
+
+
+class SelectorConflict(ConflictError):
+    """A selector set equal to, inside, or containing another agent's: a caller could match
+    both, and Warden never guesses between two identities."""
+
+    code = "selector_conflict"
+
+    def __init__(self, other: str) -> None:
+        super().__init__(f"the selectors overlap those of agent {other!r} (equal or contained)")
+
+
+class AttestationFailed(UntrustedInputError):
+    """A workload's evidence did not identify exactly one active agent."""
+
+    code = "attestation_failed"
+    public_message = "no identity issued"
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"attestation failed: {why}")
+        self.why = why

@@ -9,7 +9,7 @@ A deleted agent's SPIFFE ID is kept retired until every credential it could hold
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -28,11 +28,13 @@ from warden.identity.errors import (
     SpiffeIdNotReusable,
     TtlOutOfBounds,
 )
+from warden.identity.attestation.selectors import check_no_overlap, parse_selectors
 from warden.identity.feed import append_change
 from warden.identity.spiffe_id import SpiffeId, validate_name
 from warden.store import Store, schema
 
-Status = Literal["active", "disabled", "revoked"]
+Status = Literal["active", "disabled", "quarantined", "revoked"]
+STATUSES: tuple[Status, ...] = ("active", "disabled", "quarantined", "revoked")
 OperatorRole = Literal["admin", "operator", "approver", "auditor"]
 OPERATOR_ROLES: tuple[OperatorRole, ...] = ("admin", "operator", "approver", "auditor")
 MAX_LABELS = 64
@@ -151,10 +153,12 @@ class AgentRegistry:
         purpose: str = "",
         labels: Mapping[str, str] | None = None,
         max_svid_ttl_s: int | None = None,
+        selectors: Iterable[str] = (),
         now: datetime | None = None,
     ) -> Agent:
         """Register an agent; its SPIFFE ID is ``spiffe://<td>/agent/<name>``."""
         validate_name(name)
+        wanted = parse_selectors(selectors)
         owner = owner.strip()
         if not owner or len(owner) > 256:
             raise UntrustedInputError(
@@ -173,7 +177,7 @@ class AgentRegistry:
             "owner": owner,
             "purpose": purpose[:2000],
             "labels": _check_labels(labels or {}),
-            "selectors": [],
+            "selectors": sorted(wanted),
             "max_svid_ttl_s": ttl,
             "status": "active",
             "credential_epoch": 0,
@@ -198,6 +202,9 @@ class AgentRegistry:
                             schema.retired_spiffe_ids.c.spiffe_id == spiffe_id
                         )
                     )
+                if wanted:
+                    others = conn.execute(select(schema.agents.c.name, schema.agents.c.selectors))
+                    check_no_overlap(wanted, ((r.name, frozenset(r.selectors)) for r in others))
                 conn.execute(schema.agents.insert().values(**row))
                 append_change(
                     conn,
@@ -256,8 +263,38 @@ class AgentRegistry:
     def revoke(self, name: str, reason: str = "") -> Agent:
         """Kill every credential the agent holds now; bumps its credential epoch."""
         return self._transition(
-            name, "revoke", {"active", "disabled", "revoked"}, "revoked", reason, bump=True
+            name, "revoke", {"active", "disabled", "quarantined", "revoked"}, "revoked", reason,
+            bump=True,
         )
+
+    def quarantine(self, name: str, reason: str = "") -> Agent:
+        """Contain an agent: no credential of its works until it is released."""
+        return self._transition(
+            name, "quarantine", {"active", "disabled"}, "quarantined", reason, bump=False
+        )
+
+    def release(self, name: str, reason: str = "") -> Agent:
+        """End a quarantine."""
+        return self._transition(name, "release", {"quarantined"}, "active", reason, bump=False)
+
+    def set_selectors(self, name: str, selectors: Iterable[str]) -> Agent:
+        """Replace the agent's attestation selectors (refused if they overlap another's)."""
+        wanted = parse_selectors(selectors)
+        with self._store.begin() as conn:
+            rows = conn.execute(
+                select(schema.agents.c.name, schema.agents.c.selectors)
+            ).all()
+            if name not in {r.name for r in rows}:
+                raise AgentNotFound(name)
+            check_no_overlap(
+                wanted, ((r.name, frozenset(r.selectors)) for r in rows if r.name != name)
+            )
+            conn.execute(
+                schema.agents.update()
+                .where(schema.agents.c.name == name)
+                .values(selectors=sorted(wanted), updated_at=utcnow())
+            )
+        return self.get(name)
 
     def delete(self, name: str, now: datetime | None = None) -> Agent:
         """Remove an agent; its SPIFFE ID stays retired for the maximum SVID lifetime."""

@@ -24,13 +24,14 @@ import uvicorn
 from warden.clock import utcnow
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca.keys import write_private_file
+from warden.identity.workload_api import WorkloadApi, WorkloadApiServer
 from warden.policy.admin import AdminAuthorizer
 from warden.server.app import create_app
 from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
 
 log = logging.getLogger("warden.server")
 SERVICE_NAME = "control-plane"
-FEED_POLL_S = 0.1
+FEED_POLL_S = 0.05
 
 
 @dataclass
@@ -89,8 +90,13 @@ class ControlPlaneServer:
         host: str | None = None,
         port: int | None = None,
         authorizer: AdminAuthorizer | None = None,
+        workload_api: WorkloadApi | None = None,
     ) -> None:
         self.authority = authority
+        self.workload_api = WorkloadApiServer(
+            workload_api or WorkloadApi(authority, authority.attestor),
+            authority.settings.workload_socket_path,
+        )
         self.host = host or authority.settings.api_host
         self.port = authority.settings.api_port if port is None else port
         self.credentials = write_server_credentials(
@@ -124,10 +130,12 @@ class ControlPlaneServer:
 
     async def serve(self) -> None:
         """Serve until stopped, with the feed follower and SVID renewal beside it."""
+        await self.workload_api.start()
         duties = asyncio.gather(self._follow_feed(), self._renew_svid())
         try:
             await self._server.serve()
         finally:
+            await self.workload_api.stop()
             duties.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await duties

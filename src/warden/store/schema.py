@@ -111,3 +111,57 @@ principal_feed = Table(
     Column("not_after", DateTime(timezone=True), nullable=True),
     Column("reason", Text, nullable=False),
 )
+
+# Processes `warden run` started for an agent: (boot, pid, start time) names one process for
+# ever, so a reused pid never inherits the binding.
+process_bindings = Table(
+    "process_bindings",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("agent_name", String(63), nullable=False),
+    Column("boot_id", String(64), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(2048), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+)
+Index("ix_process_bindings_process", process_bindings.c.boot_id, process_bindings.c.pid,
+      process_bindings.c.start_time)
+
+# What a container launcher must present for an agent: its image digest and its SBOM's digest.
+agent_evidence = Table(
+    "agent_evidence",
+    metadata,
+    Column("agent_name", String(63), primary_key=True),
+    Column("image_digest", String(128), nullable=False),
+    Column("sbom_digest", String(128), nullable=False),
+    Column("sbom", Text, nullable=False),  # kept: the trust engine reads it
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# One-time join tokens, stored only as their SHA-256.
+join_tokens = Table(
+    "join_tokens",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("agent_name", String(63), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(2048), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+)
+
+# Every attestation attempt, issued or refused.
+attestation_events = Table(
+    "attestation_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("method", String(16), nullable=False),  # unix | launcher | container
+    Column("outcome", String(16), nullable=False),  # issued | refused
+    Column("agent_name", String(63), nullable=True),
+    Column("evidence", JSON, nullable=False),
+    Column("reason", Text, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Workload attestation: how a process proves which agent it is, with no secret copied in."""

@@ -28,8 +28,13 @@ def my_selectors() -> list[str]:
 
 @pytest.fixture
 def plane(sqlite_authority: IdentityAuthority) -> Iterator[ControlPlaneServer]:
-    api = WorkloadApi(sqlite_authority, sqlite_authority.attestor, svid_ttl_s=30,
-                      renew_fraction=0.1, check_interval_s=0.1)
+    api = WorkloadApi(
+        sqlite_authority,
+        sqlite_authority.attestor,
+        svid_ttl_s=30,
+        renew_fraction=0.1,
+        check_interval_s=0.1,
+    )
     server = ControlPlaneServer(sqlite_authority, host="127.0.0.1", port=0, workload_api=api)
     server.start_in_thread()
     try:
@@ -70,7 +75,10 @@ def test_unregistered_process_gets_nothing(plane: ControlPlaneServer) -> None:
     from warden.identity.attestation.events import recent_attempts
 
     last = recent_attempts(events, 1)[0]
-    assert (last["outcome"], last["reason"]) == ("refused", "the caller matches no registered agent")
+    assert (last["outcome"], last["reason"]) == (
+        "refused",
+        "the caller matches no registered agent",
+    )
 
 
 def test_missing_security_header_is_refused(plane: ControlPlaneServer) -> None:
@@ -126,8 +134,11 @@ def test_selector_sets_never_overlap(sqlite_authority: IdentityAuthority) -> Non
 
     agents = sqlite_authority.agents
     agents.register("a", owner="x", selectors=["unix:uid:1000", "unix:path:/usr/bin/python3"])
-    for selectors in (["unix:uid:1000", "unix:path:/usr/bin/python3"], ["unix:uid:1000"],
-                      ["unix:uid:1000", "unix:path:/usr/bin/python3", "unix:gid:5"]):
+    for selectors in (
+        ["unix:uid:1000", "unix:path:/usr/bin/python3"],
+        ["unix:uid:1000"],
+        ["unix:uid:1000", "unix:path:/usr/bin/python3", "unix:gid:5"],
+    ):
         with pytest.raises(SelectorConflict):
             agents.register("b", owner="x", selectors=selectors)
     agents.register("b", owner="x", selectors=["unix:uid:1000", "unix:path:/usr/bin/node"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,10 +10,10 @@ from rich.table import Table
 
 from warden.cli.common import State, console, handle_errors, print_json
 from warden.errors import UntrustedInputError
-from warden.identity.registry import Agent
+from warden.identity.registry import STATUSES, Agent
 
 app = typer.Typer(no_args_is_help=True)
-STATUS_STYLE = {"active": "green", "disabled": "yellow", "revoked": "red"}
+STATUS_STYLE = {"active": "green", "disabled": "yellow", "quarantined": "magenta", "revoked": "red"}
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:
@@ -43,10 +44,18 @@ def register(
     purpose: Annotated[str, typer.Option(help="What the agent is for")] = "",
     label: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable")] = None,
     max_ttl: Annotated[int | None, typer.Option(help="Maximum X.509-SVID TTL, seconds")] = None,
+    selector: Annotated[
+        list[str] | None, typer.Option(help="Attestation selector TYPE:KEY:VALUE, repeatable")
+    ] = None,
 ) -> None:
     """Register an agent: spiffe://<trust-domain>/agent/NAME."""
     agent = State.authority().agents.register(
-        name, owner=owner, purpose=purpose, labels=_labels(label or []), max_svid_ttl_s=max_ttl
+        name,
+        owner=owner,
+        purpose=purpose,
+        labels=_labels(label or []),
+        max_svid_ttl_s=max_ttl,
+        selectors=selector or [],
     )
     console.print(f"[green]Registered[/] {agent.spiffe_id} (owner {agent.owner})")
 
@@ -58,9 +67,9 @@ def list_agents(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List agents."""
-    if status not in (None, "active", "disabled", "revoked"):
-        raise UntrustedInputError("status is active, disabled or revoked", code="invalid_status")
-    agents = State.authority().agents.list(status=status)  # type: ignore[arg-type]
+    if status is not None and status not in STATUSES:
+        raise UntrustedInputError(f"status is one of {', '.join(STATUSES)}", code="invalid_status")
+    agents = State.authority().agents.list(status=status)
     if json_out:
         print_json([a.to_dict() for a in agents])
         return
@@ -105,11 +114,13 @@ def _change(action: str) -> None:
         "disable": "Suspend an agent; its credentials work again once enabled.",
         "enable": "Make a disabled or revoked agent active (a revoked one needs new SVIDs).",
         "revoke": "Revoke every credential the agent holds (bumps its credential epoch).",
+        "quarantine": "Contain an agent: none of its credentials work until it is released.",
+        "release": "End an agent's quarantine.",
     }[action]
     app.command(action)(command)
 
 
-for _action in ("disable", "enable", "revoke"):
+for _action in ("disable", "enable", "revoke", "quarantine", "release"):
     _change(_action)
 
 
@@ -119,3 +130,37 @@ def delete(name: str) -> None:
     """Delete an agent; its SPIFFE ID is not reused until its credentials have expired."""
     agent = State.authority().agents.delete(name)
     console.print(f"[red]Deleted[/] {agent.spiffe_id}")
+
+
+@app.command()
+@handle_errors
+def selectors(
+    name: str,
+    selector: Annotated[list[str] | None, typer.Option(help="TYPE:KEY:VALUE, repeatable")] = None,
+) -> None:
+    """Replace an agent's attestation selectors (none: it matches no Unix caller)."""
+    agent = State.authority().agents.set_selectors(name, selector or [])
+    console.print(f"{agent.spiffe_id}: {', '.join(agent.selectors) or 'no selectors'}")
+
+
+@app.command()
+@handle_errors
+def evidence(
+    name: str,
+    image_digest: Annotated[str, typer.Option(help="sha256:... of the container image")],
+    sbom: Annotated[Path, typer.Option(help="The image's CycloneDX SBOM (JSON)")],
+) -> None:
+    """Record the container evidence a join must present (the SBOM is kept)."""
+    digest = State.authority().containers.set_evidence(
+        name, image_digest=image_digest, sbom=sbom.read_bytes()
+    )
+    console.print(f"{name}: image {image_digest}, SBOM {digest}")
+
+
+@app.command("join-token")
+@handle_errors
+def join_token(
+    name: str, ttl: Annotated[int, typer.Option(help="Seconds the token lives")] = 600
+) -> None:
+    """Print a one-time join token for the agent's container launcher."""
+    typer.echo(State.authority().containers.create_join_token(name, ttl_s=ttl, created_by="cli"))

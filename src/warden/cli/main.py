@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from warden.cli import agents, ca, demo, operators, svids
+from warden.cli import agents, ca, demo, operators, run, svids
 from warden.cli.common import State, console, handle_errors, print_json
 from warden.config import CONFIG_FILE_NAME, load_settings, starter_config
 from warden.errors import ConfigError
@@ -28,6 +28,8 @@ app.add_typer(svids.app, name="svid", help="Issue, inspect and revoke SVIDs.")
 app.add_typer(operators.app, name="operator", help="Manage operators.")
 app.add_typer(ca.app, name="ca", help="The built-in certificate authority.")
 app.command("demo", help="A walk-through of Warden on a fresh state directory.")(demo.run_demo)
+app.command("run")(run.run)
+app.command("join")(run.join)
 
 
 @app.callback()

@@ -52,8 +52,17 @@ class IdentityAuthority:
         issuer = CredentialIssuer(ca, agents, operators, store, settings, on_change=status.catch_up)
         launches = LaunchRegistry(store, agents)
         return cls(
-            settings, store, ca, agents, operators, issuer, verifier, status, launches,
-            WorkloadAttestor(store, agents, launches), ContainerAttestor(store, agents),
+            settings,
+            store,
+            ca,
+            agents,
+            operators,
+            issuer,
+            verifier,
+            status,
+            launches,
+            WorkloadAttestor(store, agents, launches),
+            ContainerAttestor(store, agents),
         )
 
 

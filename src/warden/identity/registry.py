@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from warden.clock import as_utc, isoformat, utcnow
 from warden.config import Settings
 from warden.errors import StoreError, UntrustedInputError
+from warden.identity.attestation.selectors import check_no_overlap, parse_selectors
 from warden.identity.errors import (
     AgentNotFound,
     InvalidTransition,
@@ -28,7 +29,6 @@ from warden.identity.errors import (
     SpiffeIdNotReusable,
     TtlOutOfBounds,
 )
-from warden.identity.attestation.selectors import check_no_overlap, parse_selectors
 from warden.identity.feed import append_change
 from warden.identity.spiffe_id import SpiffeId, validate_name
 from warden.store import Store, schema
@@ -263,7 +263,11 @@ class AgentRegistry:
     def revoke(self, name: str, reason: str = "") -> Agent:
         """Kill every credential the agent holds now; bumps its credential epoch."""
         return self._transition(
-            name, "revoke", {"active", "disabled", "quarantined", "revoked"}, "revoked", reason,
+            name,
+            "revoke",
+            {"active", "disabled", "quarantined", "revoked"},
+            "revoked",
+            reason,
             bump=True,
         )
 
@@ -281,9 +285,7 @@ class AgentRegistry:
         """Replace the agent's attestation selectors (refused if they overlap another's)."""
         wanted = parse_selectors(selectors)
         with self._store.begin() as conn:
-            rows = conn.execute(
-                select(schema.agents.c.name, schema.agents.c.selectors)
-            ).all()
+            rows = conn.execute(select(schema.agents.c.name, schema.agents.c.selectors)).all()
             if name not in {r.name for r in rows}:
                 raise AgentNotFound(name)
             check_no_overlap(

@@ -74,23 +74,33 @@ class WorkloadApi:
     def __mapping__(self) -> dict[str, Handler]:
         return {
             SERVICE + "FetchX509SVID": Handler(
-                self.fetch_x509_svid, Cardinality.UNARY_STREAM, pb.X509SVIDRequest,
+                self.fetch_x509_svid,
+                Cardinality.UNARY_STREAM,
+                pb.X509SVIDRequest,
                 pb.X509SVIDResponse,
             ),
             SERVICE + "FetchX509Bundles": Handler(
-                self.fetch_x509_bundles, Cardinality.UNARY_STREAM, pb.X509BundlesRequest,
+                self.fetch_x509_bundles,
+                Cardinality.UNARY_STREAM,
+                pb.X509BundlesRequest,
                 pb.X509BundlesResponse,
             ),
             SERVICE + "FetchJWTSVID": Handler(
-                self.fetch_jwt_svid, Cardinality.UNARY_UNARY, pb.JWTSVIDRequest,
+                self.fetch_jwt_svid,
+                Cardinality.UNARY_UNARY,
+                pb.JWTSVIDRequest,
                 pb.JWTSVIDResponse,
             ),
             SERVICE + "FetchJWTBundles": Handler(
-                self.fetch_jwt_bundles, Cardinality.UNARY_STREAM, pb.JWTBundlesRequest,
+                self.fetch_jwt_bundles,
+                Cardinality.UNARY_STREAM,
+                pb.JWTBundlesRequest,
                 pb.JWTBundlesResponse,
             ),
             SERVICE + "ValidateJWTSVID": Handler(
-                self.validate_jwt_svid, Cardinality.UNARY_UNARY, pb.ValidateJWTSVIDRequest,
+                self.validate_jwt_svid,
+                Cardinality.UNARY_UNARY,
+                pb.ValidateJWTSVIDRequest,
                 pb.ValidateJWTSVIDResponse,
             ),
         }
@@ -116,14 +126,18 @@ class WorkloadApi:
                 stream.reason = f"agent is {ended[stream.spiffe_id]}"
                 loop.call_soon_threadsafe(stream.closed.set)
 
-    async def _watch(self, open_stream: _OpenStream, evidence: UnixEvidence,
-                     until: float | None) -> None:
+    async def _watch(
+        self, open_stream: _OpenStream, evidence: UnixEvidence, until: float | None
+    ) -> None:
         """Return when it is time to push again; raise when the stream must end."""
         loop = asyncio.get_running_loop()
         sequence = self._authority.ca.bundle.sequence
         while until is None or loop.time() < until:
-            wait = self._check_interval if until is None else min(
-                self._check_interval, max(0.0, until - loop.time()))
+            wait = (
+                self._check_interval
+                if until is None
+                else min(self._check_interval, max(0.0, until - loop.time()))
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(open_stream.closed.wait(), wait)
             if open_stream.closed.is_set():
@@ -142,11 +156,14 @@ class WorkloadApi:
         )
         assert issued.key is not None
         key = issued.key.private_bytes(
-            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
         svid = pb.X509SVID(
-            spiffe_id=agent.spiffe_id, x509_svid=chain, x509_svid_key=key,
+            spiffe_id=agent.spiffe_id,
+            x509_svid=chain,
+            x509_svid_key=key,
             bundle=self._roots_der(),
         )
         remaining = (issued.cert.not_valid_after_utc - utcnow()).total_seconds()
@@ -158,8 +175,9 @@ class WorkloadApi:
             for c in self._authority.ca.bundle.x509_authorities
         )
 
-    async def fetch_x509_svid(self, stream: Stream[pb.X509SVIDRequest, pb.X509SVIDResponse]
-                              ) -> None:
+    async def fetch_x509_svid(
+        self, stream: Stream[pb.X509SVIDRequest, pb.X509SVIDResponse]
+    ) -> None:
         await stream.recv_message()
         agent, evidence = await self._attest()
         self._loop = asyncio.get_running_loop()
@@ -194,8 +212,7 @@ class WorkloadApi:
 
     # -- JWT ---------------------------------------------------------------------------------
 
-    async def fetch_jwt_svid(self, stream: Stream[pb.JWTSVIDRequest, pb.JWTSVIDResponse]
-                             ) -> None:
+    async def fetch_jwt_svid(self, stream: Stream[pb.JWTSVIDRequest, pb.JWTSVIDResponse]) -> None:
         request = await stream.recv_message()
         assert request is not None
         if not request.audience:
@@ -206,9 +223,9 @@ class WorkloadApi:
         issued = await asyncio.to_thread(
             self._authority.issuer.issue_agent_jwt, agent.name, list(request.audience)
         )
-        await stream.send_message(pb.JWTSVIDResponse(
-            svids=[pb.JWTSVID(spiffe_id=agent.spiffe_id, svid=issued.token)]
-        ))
+        await stream.send_message(
+            pb.JWTSVIDResponse(svids=[pb.JWTSVID(spiffe_id=agent.spiffe_id, svid=issued.token)])
+        )
 
     async def fetch_jwt_bundles(
         self, stream: Stream[pb.JWTBundlesRequest, pb.JWTBundlesResponse]
@@ -244,15 +261,17 @@ class WorkloadApi:
         except CredentialRejected as exc:
             raise GRPCError(Status.INVALID_ARGUMENT, f"invalid JWT-SVID: {exc.code}") from exc
         claims = struct_pb2.Struct()
-        claims.update({
-            "sub": str(verified.spiffe_id),
-            "aud": list(verified.audience),
-            "exp": int(verified.expires_at.timestamp()),
-            "jti": verified.credential_id,
-        })
-        await stream.send_message(pb.ValidateJWTSVIDResponse(
-            spiffe_id=str(verified.spiffe_id), claims=claims
-        ))
+        claims.update(
+            {
+                "sub": str(verified.spiffe_id),
+                "aud": list(verified.audience),
+                "exp": int(verified.expires_at.timestamp()),
+                "jti": verified.credential_id,
+            }
+        )
+        await stream.send_message(
+            pb.ValidateJWTSVIDResponse(spiffe_id=str(verified.spiffe_id), claims=claims)
+        )
 
 
 async def _check_request(event: RecvRequest) -> None:

@@ -89,7 +89,7 @@ class AdminAuthorizer:
 
 
 def _default_attrs(entity_type: str) -> dict[str, str]:
-    return {"Operator": {"role": ""}, "Agent": {"owner": ""}}.get(entity_type, {})
+    return {"Operator": {"role": ""}, "Agent": {"owner": ""}}.get(entity_type, {})  # Service: none
 
 
 def _annotations(text: str) -> dict[str, str]:

@@ -24,12 +24,15 @@ from warden.errors import (
     UntrustedInputError,
     WardenError,
 )
+from warden.identity.attestation.container import MAX_SBOM_BYTES
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca.authority import load_csr_public_key
 from warden.identity.errors import StatusUnavailable
 from warden.identity.registry import OperatorRole, Status
 from warden.policy.admin import AdminAuthorizer
+from warden.server.attestation_routes import attestation_router
 from warden.server.auth import require
+from warden.server.feed_routes import feed_router
 from warden.server.limits import BodyLimit
 from warden.transport.path_guard import PathGuard
 
@@ -165,10 +168,11 @@ def create_app(authority: IdentityAuthority, authorizer: AdminAuthorizer) -> Any
     def change_agent(
         request: Request,
         name: str,
-        change: Literal["disable", "enable", "revoke"],
+        change: Literal["disable", "enable", "revoke", "quarantine", "release"],
         body: Annotated[StatusChange | None, Body()] = None,
     ) -> dict[str, Any]:
-        by = allow(request, f"agent.{change}", ("Agent", name))
+        action = "quarantine.release" if change == "release" else f"agent.{change}"
+        by = allow(request, action, ("Agent", name))
         reason = (body.reason if body else "") or f"by {by}"
         agent = getattr(authority.agents, change)(name, reason)
         return agent.to_dict()  # type: ignore[no-any-return]
@@ -219,7 +223,12 @@ def create_app(authority: IdentityAuthority, authorizer: AdminAuthorizer) -> Any
         allow(request, "operator.manage", ("Operator", name))
         return authority.operators.revoke(name).to_dict()
 
-    return PathGuard(BodyLimit(app, authority.settings.api_max_body_bytes))
+    app.include_router(feed_router(authority, authorizer))
+    app.include_router(attestation_router(authority, authorizer))
+    limits = BodyLimit(
+        app, authority.settings.api_max_body_bytes, large=("/evidence", MAX_SBOM_BYTES + 65536)
+    )
+    return PathGuard(limits)
 
 
 def _iso(value: datetime) -> str:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from cryptography import x509
 from fastapi import HTTPException, Request
 
-from warden.errors import UntrustedInputError
 from warden.identity.authority import IdentityAuthority
 from warden.identity.errors import CredentialRejected, OperatorNotFound
 from warden.policy.admin import AdminAuthorizer, AdminPrincipal
@@ -53,6 +52,8 @@ def authenticate(request: Request, authority: IdentityAuthority) -> AdminPrincip
         return AdminPrincipal("Operator", name, spiffe_id, {"role": operator.role})
     if credential.spiffe_id.kind == "agent":
         return AdminPrincipal("Agent", name, spiffe_id, {"owner": ""})
+    if credential.spiffe_id.kind == "svc":
+        return AdminPrincipal("Service", name, spiffe_id, {})
     raise HTTPException(403, {"error": "forbidden"})
 
 
@@ -77,7 +78,3 @@ def require(
         )
         raise HTTPException(403, {"error": "forbidden"})
     return principal
-
-
-def bad_input(exc: UntrustedInputError) -> HTTPException:
-    return HTTPException(400, {"error": exc.code, "message": exc.message})

@@ -15,14 +15,21 @@ class BodyTooLarge(Exception):
 class BodyLimit:
     """413 for a ``Content-Length`` over ``max_bytes``, or a streamed body that grows past it."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, *, large: tuple[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # (path suffix, bound): the one kind of route that takes large bodies (SBOM uploads).
+        self.large = large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.max_bytes
+        if self.large is not None and scope["path"].endswith(self.large[0]):
+            max_bytes = self.large[1]
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -30,7 +37,7 @@ class BodyLimit:
                 except ValueError:
                     await _reject(send, 400, "invalid_content_length")
                     return
-                if declared > self.max_bytes:
+                if declared > max_bytes:
                     await _reject(send, 413, "body_too_large")
                     return
         seen = 0
@@ -41,7 +48,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     raise BodyTooLarge()
             return message
 

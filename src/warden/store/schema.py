@@ -126,8 +126,12 @@ process_bindings = Table(
     Column("created_by", String(2048), nullable=False),
     Column("ended_at", DateTime(timezone=True), nullable=True),
 )
-Index("ix_process_bindings_process", process_bindings.c.boot_id, process_bindings.c.pid,
-      process_bindings.c.start_time)
+Index(
+    "ix_process_bindings_process",
+    process_bindings.c.boot_id,
+    process_bindings.c.pid,
+    process_bindings.c.start_time,
+)
 
 # What a container launcher must present for an agent: its image digest and its SBOM's digest.
 agent_evidence = Table(
@@ -156,8 +160,9 @@ join_tokens = Table(
 attestation_events = Table(
     "attestation_events",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("method", String(16), nullable=False),  # unix | launcher | container
     Column("outcome", String(16), nullable=False),  # issued | refused

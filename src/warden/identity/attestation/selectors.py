@@ -44,9 +44,7 @@ def parse_selectors(values: Iterable[str]) -> frozenset[str]:
     return selectors
 
 
-def check_no_overlap(
-    new: frozenset[str], others: Iterable[tuple[str, frozenset[str]]]
-) -> None:
+def check_no_overlap(new: frozenset[str], others: Iterable[tuple[str, frozenset[str]]]) -> None:
     """Raise :class:`SelectorConflict` if ``new`` equals, contains or is inside another set."""
     if not new:
         return

@@ -50,7 +50,9 @@ def upgrade() -> None:
     op.create_table(
         "attestation_events",
         sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+            "id",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
             autoincrement=True,
         ),
         sa.Column("at", TS, nullable=False),

@@ -31,6 +31,12 @@ def pin_to_one_core() -> str:
     return "unpinned"
 
 
+def unpin() -> None:
+    """Let this process (and the children it starts from now on) use every CPU again."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
+
+
 def rate(func: Callable[[int], Any], count: int, repeats: int = 3) -> float:
     """Best-of-``repeats`` operations per second of ``func(i)`` over ``count`` calls."""
     best = 0.0

@@ -3,15 +3,25 @@ the number of registered agents (100 against 100,000 in the same run).
 
     python benchmarks/identity.py [--quick] [--json PATH]
 
-JSON keys: x509_issue_per_s, x509_issue_raw_per_s, jwt_issue_per_s, jwt_validate_per_s,
-jwt_validate_cached_per_s, pyjwt_decode_per_s, x509_verify_per_s, issue_ratio_100k_vs_100.
+JSON keys: x509_issue_per_s, x509_issue_100k_per_s, x509_issue_raw_per_s, jwt_issue_per_s,
+jwt_validate_per_s, jwt_validate_cached_per_s, pyjwt_decode_per_s, x509_verify_per_s,
+issue_ratio_100k_vs_100, workload_api_fetch_p50_ms, workload_api_fetch_p99_ms,
+issue_in_process_p50_ms, revocation_feed_lag_p50_ms, revocation_feed_lag_p99_ms.
+
+The Workload API and feed figures run the control plane in this process and the workload or
+the feed subscriber in another, as in production.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
 import sys
 import tempfile
+import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -22,12 +32,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import parse_args, pin_to_one_core, rate, report
+from _common import (
+    latencies_us,
+    parse_args,
+    percentile,
+    pin_to_one_core,
+    rate,
+    report,
+    unpin,
+)
 from warden.clock import utcnow
 from warden.config import load_settings
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca import CertificateAuthority, FileKeyManager
 from warden.identity.feed import append_change
+from warden.server.run import ControlPlaneServer
 from warden.store import open_store, schema
 
 AUD = "spiffe://bench.example/svc/gateway"
@@ -101,6 +120,103 @@ def raw_issue_rate(authority: IdentityAuthority, count: int) -> float:
     return rate(issue, count)
 
 
+FETCHER = textwrap.dedent(
+    """
+    import json, sys, time
+    from spiffe import WorkloadApiClient
+    samples = []
+    with WorkloadApiClient(socket_path=sys.argv[1], default_timeout=10) as client:
+        client.fetch_x509_svid()
+        for _ in range(int(sys.argv[2])):
+            start = time.perf_counter()
+            client.fetch_x509_svid()
+            samples.append((time.perf_counter() - start) * 1000)
+    print(json.dumps(samples))
+    """
+)
+
+
+def workload_and_feed(root: Path, quick: bool) -> dict[str, float]:
+    """Workload API fetch latency and revocation feed lag, across processes."""
+    authority = make_authority(root, 50)
+    authority.agents.register(
+        "bench-workload",
+        owner="bench",
+        selectors=[f"unix:uid:{os.getuid()}", f"unix:path:{os.path.realpath(sys.executable)}"],
+    )
+    baseline = latencies_us(lambda _: authority.issuer.issue_agent_x509("bench-workload"), 200)
+    server = ControlPlaneServer(authority, host="127.0.0.1", port=0).start_in_thread()
+    try:
+        fetches = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                FETCHER,
+                server.workload_api.endpoint,
+                "100" if quick else "500",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
+        fetch_ms = json.loads(fetches.stdout)
+        lags = feed_lags(authority, server, root, 50 if quick else 300)
+    finally:
+        server.stop()
+        authority.store.dispose()
+    return {
+        "workload_api_fetch_p50_ms": percentile(fetch_ms, 50),
+        "workload_api_fetch_p99_ms": percentile(fetch_ms, 99),
+        "issue_in_process_p50_ms": percentile(baseline, 50) / 1000,
+        "revocation_feed_lag_p50_ms": percentile(lags, 50),
+        "revocation_feed_lag_p99_ms": percentile(lags, 99),
+    }
+
+
+def feed_lags(
+    authority: IdentityAuthority, server: ControlPlaneServer, root: Path, count: int
+) -> list[float]:
+    """From each revocation to a subscriber in another process applying it, in ms."""
+    creds = root / "gateway-creds"
+    creds.mkdir()
+    issued = authority.issuer.issue_service_x509("gateway")
+    (creds / "svid.pem").write_bytes(issued.cert_chain_pem())
+    (creds / "key.pem").write_bytes(issued.key_pem())
+    (creds / "bundle.pem").write_bytes(authority.ca.bundle.to_pem())
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).parent / "_feed_subscriber.py"),
+            server.url,
+            str(creds),
+            str(count * 0.05 + 10),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    json.loads(child.stdout.readline())  # ready
+    started: dict[int, float] = {}
+    for i in range(count):
+        name = f"agent-{i}"
+        start = time.perf_counter()
+        authority.agents.revoke(name, "benchmark")
+        started[authority.status.sequence] = start
+        time.sleep(0.02)
+    lags: list[float] = []
+    while len(lags) < count:
+        line = child.stdout.readline()
+        if not line:
+            break
+        seen = json.loads(line)
+        if seen.get("seq") in started:
+            lags.append((seen["t"] - started[seen["seq"]]) * 1000)
+    child.kill()
+    child.wait()
+    return lags
+
+
 def main() -> None:
     args = parse_args(__doc__ or "")
     core = pin_to_one_core()
@@ -159,6 +275,8 @@ def main() -> None:
             )
         small.store.dispose()
         large.store.dispose()
+        unpin()  # the cross-process figures use the whole machine, as a deployment would
+        cross_process = workload_and_feed(Path(tmp) / "wl", quick)
 
     ratio = x509_small / x509_large
     figures = {
@@ -171,6 +289,7 @@ def main() -> None:
         "pyjwt_decode_per_s": round(pyjwt, 1),
         "x509_verify_per_s": round(x509_verify, 1),
         "issue_ratio_100k_vs_100": round(ratio, 3),
+        **{key: round(value, 3) for key, value in cross_process.items()},
     }
     rows = [
         ("X.509-SVID issuance, 100 agents", x509_small, "/s", ">= 1,000"),
@@ -182,6 +301,26 @@ def main() -> None:
         ("JWT-SVID validation (token seen before)", cached, "/s", ""),
         ("  baseline: PyJWT decode alone", pyjwt, "/s", ""),
         ("X.509-SVID verification (path + status)", x509_verify, "/s", ""),
+        (
+            "Workload API FetchX509SVID p50 (other process)",
+            cross_process["workload_api_fetch_p50_ms"],
+            "ms",
+            "",
+        ),
+        ("Workload API FetchX509SVID p99", cross_process["workload_api_fetch_p99_ms"], "ms", ""),
+        ("  baseline: issuance in process p50", cross_process["issue_in_process_p50_ms"], "ms", ""),
+        (
+            "revocation -> subscriber in another process p50",
+            cross_process["revocation_feed_lag_p50_ms"],
+            "ms",
+            "",
+        ),
+        (
+            "revocation -> subscriber in another process p99",
+            cross_process["revocation_feed_lag_p99_ms"],
+            "ms",
+            "<= 50",
+        ),
     ]
     report(
         f"identity benchmark ({'quick' if quick else 'full'}, one core: {core})",

@@ -138,7 +138,8 @@ FETCHER = textwrap.dedent(
 
 def workload_and_feed(root: Path, quick: bool) -> dict[str, float]:
     """Workload API fetch latency and revocation feed lag, across processes."""
-    authority = make_authority(root, 50)
+    revocations = 50 if quick else 300
+    authority = make_authority(root, revocations)
     authority.agents.register(
         "bench-workload",
         owner="bench",
@@ -161,7 +162,7 @@ def workload_and_feed(root: Path, quick: bool) -> dict[str, float]:
             timeout=300,
         )
         fetch_ms = json.loads(fetches.stdout)
-        lags = feed_lags(authority, server, root, 50 if quick else 300)
+        lags = feed_lags(authority, server, root, revocations)
     finally:
         server.stop()
         authority.store.dispose()

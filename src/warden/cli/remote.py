@@ -40,6 +40,18 @@ def public_client(server: str, bundle: Path) -> httpx.Client:
     )
 
 
+def post(client: httpx.Client, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """POST ``body`` and return the JSON answer; unreachable servers are a clear error."""
+    try:
+        response = client.post(path, json=body)
+    except httpx.TransportError as exc:
+        raise WardenError(
+            f"cannot reach the control plane at {client.base_url}: {exc}",
+            code="control_plane_unreachable",
+        ) from exc
+    return checked(response)
+
+
 def checked(response: httpx.Response) -> dict[str, Any]:
     """The JSON body of a 2xx answer; a Warden error for anything else."""
     try:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from warden.cli.common import State, console, err_console, handle_errors
-from warden.cli.remote import checked, operator_client, public_client
+from warden.cli.remote import operator_client, post, public_client
 from warden.identity.attestation.container import sbom_digest
 from warden.identity.attestation.unix import ProcessRef
 from warden.identity.ca.keys import write_private_file
@@ -48,17 +48,13 @@ def run(
     with operator_client(operator, server) as client:
         try:
             process = ProcessRef.of(child.pid)
-            binding = checked(
-                client.post(
-                    "/v1/launches",
-                    json={
-                        "agent": agent,
-                        "boot_id": process.boot_id,
-                        "pid": process.pid,
-                        "start_time": process.start_time,
-                    },
-                )
-            )["id"]
+            launch = {
+                "agent": agent,
+                "boot_id": process.boot_id,
+                "pid": process.pid,
+                "start_time": process.start_time,
+            }
+            binding = post(client, "/v1/launches", launch)["id"]
         except BaseException:
             child.kill()
             os.close(write_end)
@@ -70,7 +66,7 @@ def run(
             signal.signal(signum, lambda s, _f: child.send_signal(s))
         code = child.wait()
         try:
-            checked(client.post(f"/v1/launches/{binding}/end"))
+            post(client, f"/v1/launches/{binding}/end")
         except Exception as exc:  # the binding dies with the process anyway (start time)
             err_console.print(f"warning: could not end launch binding: {exc}")
     raise typer.Exit(code)
@@ -93,17 +89,13 @@ def join(
         .sign(key, hashes.SHA256())
     )
     with public_client(server, bundle) as client:
-        answer = checked(
-            client.post(
-                "/v1/attest/container",
-                json={
-                    "token": token,
-                    "image_digest": image_digest,
-                    "sbom_digest": sbom_digest(sbom.read_bytes()),
-                    "csr": csr.public_bytes(serialization.Encoding.PEM).decode(),
-                },
-            )
-        )
+        evidence = {
+            "token": token,
+            "image_digest": image_digest,
+            "sbom_digest": sbom_digest(sbom.read_bytes()),
+            "csr": csr.public_bytes(serialization.Encoding.PEM).decode(),
+        }
+        answer = post(client, "/v1/attest/container", evidence)
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     for name, data in (
         (

@@ -146,3 +146,62 @@ def test_bundle_operators_and_ca(state: Path) -> None:
     assert warden(state, "ca", "rotate")[0] == 0
     code, output = warden(state, "ca", "show")
     assert code == 0 and "Intermediate CA 2" in output
+
+
+def test_attestation_commands(state: Path, tmp_path: Path) -> None:
+    assert (
+        warden(
+            state,
+            "agent",
+            "register",
+            "bot",
+            "--owner",
+            "qa",
+            "--selector",
+            "unix:uid:1234",
+            "--selector",
+            "unix:path:/usr/bin/x",
+        )[0]
+        == 0
+    )
+    code, output = warden(
+        state, "agent", "register", "twin", "--owner", "qa", "--selector", "unix:uid:1234"
+    )
+    assert code == 1 and "error[selector_conflict]" in output
+    code, output = warden(state, "agent", "selectors", "bot", "--selector", "bad")
+    assert code == 2 and "error[invalid_selector]" in output
+    assert "unix:gid:7" in warden(state, "agent", "selectors", "bot", "--selector", "unix:gid:7")[1]
+    sbom = tmp_path / "sbom.json"
+    sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6"}))
+    code, output = warden(
+        state,
+        "agent",
+        "evidence",
+        "bot",
+        "--image-digest",
+        "sha256:" + "0" * 64,
+        "--sbom",
+        str(sbom),
+    )
+    assert code == 0 and "SBOM sha256:" in output
+    code, token = warden(state, "agent", "join-token", "bot", "--ttl", "60")
+    assert code == 0 and len(token.strip()) >= 40
+    assert warden(state, "agent", "join-token", "bot", "--ttl", "5")[0] == 2
+    assert "quarantined" in warden(state, "agent", "quarantine", "bot", "--reason", "x")[1]
+    assert "active" in warden(state, "agent", "release", "bot")[1]
+
+
+def test_run_refuses_without_a_control_plane(state: Path) -> None:
+    code, output = warden(
+        state,
+        "run",
+        "--agent",
+        "x",
+        "--operator",
+        "ops",
+        "--server",
+        "https://127.0.0.1:9",
+        "--",
+        "true",
+    )
+    assert code == 1 and "error[control_plane_unreachable]" in output

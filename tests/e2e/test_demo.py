@@ -23,4 +23,6 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "no_client_certificate" in out and "forbidden" in out
     assert "X.509-SVID: rejected (principal_revoked)" in out
     assert "old SVID still verifies" in out
+    assert "got spiffe://demo.example/agent/claims-bot" in out.replace("\n", "")
+    assert "refused: no identity issued" in out
     assert "unexpected" not in out

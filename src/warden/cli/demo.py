@@ -5,8 +5,11 @@ Everything is real: the CA, the store, the control plane on 127.0.0.1 with mTLS,
 
 from __future__ import annotations
 
+import os
 import shutil
 import ssl
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +65,7 @@ def _walk_through(state_dir: Path) -> None:
         as_alice = _call_the_api(authority, server.url, state_dir, alice, svid)
         _revoke(authority, server.url, as_alice, svid, token)
         _rotate(authority)
+        _attest(state_dir, server.url)
     finally:
         server.stop()
         authority.store.dispose()
@@ -176,3 +180,50 @@ def _rotate(authority: IdentityAuthority) -> None:
     console.print(f"old SVID still verifies: {still.spiffe_id}")
     console.print(f"new SVID issued by: {fresh.chain[0].subject.rfc4514_string()}")
     console.print(f"JWT keys in the bundle: {len(authority.ca.bundle.jwt_authorities)}")
+
+
+WORKLOAD = """
+from spiffe import WorkloadApiClient
+try:
+    with WorkloadApiClient(default_timeout=10) as client:
+        print("got", client.fetch_x509_svid().spiffe_id)
+except Exception as exc:
+    print("refused:", str(exc).split(": ")[-1])
+"""
+
+
+def _attest(state_dir: Path, url: str) -> None:
+    _step(7, "a workload proves what it is: `warden run` binds its process to an agent")
+    settings = load_settings(state_dir=state_dir)
+    warden = [sys.executable, "-m", "warden.cli.main", "--state-dir", str(state_dir)]
+    env = {**os.environ, "SPIFFE_ENDPOINT_SOCKET": f"unix://{settings.workload_socket_path}"}
+    launched = subprocess.run(
+        [
+            *warden,
+            "run",
+            "--agent",
+            "claims-bot",
+            "--operator",
+            "alice",
+            "--server",
+            url.replace("127.0.0.1", "localhost"),
+            "--",
+            sys.executable,
+            "-c",
+            WORKLOAD,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    console.print(f"warden run --agent claims-bot -- python ...: {launched.stdout.strip()}")
+    stranger = subprocess.run(
+        [sys.executable, "-c", WORKLOAD],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    console.print(f"the same program started by hand: {stranger.stdout.strip()}")

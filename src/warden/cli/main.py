@@ -125,3 +125,7 @@ def version() -> None:
     from warden import __version__
 
     typer.echo(__version__)
+
+
+if __name__ == "__main__":
+    app()

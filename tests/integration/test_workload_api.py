@@ -10,7 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from spiffe import WorkloadApiClient, X509Source
+from spiffe import TrustDomain, WorkloadApiClient, X509Source
 from spiffe.workloadapi.errors import FetchX509SvidError
 
 from warden.clock import utcnow
@@ -152,3 +152,34 @@ def test_selector_sets_never_overlap(sqlite_authority: IdentityAuthority) -> Non
 def test_socket_path(plane: ControlPlaneServer, tmp_path: Path) -> None:
     assert plane.workload_api.socket_path.exists()
     assert plane.workload_api.socket_path.stat().st_mode & 0o777 == 0o777
+
+
+def test_rotation_by_another_process_reaches_bundle_streams(
+    plane: ControlPlaneServer,
+) -> None:
+    from warden.identity.authority import file_key_manager
+
+    authority = plane.authority
+    authority.agents.register("tester", owner="qa", selectors=my_selectors())
+    received: list[int] = []
+    with client(plane) as api:
+        errors: list[Exception] = []
+        domain = TrustDomain("example.org")
+        handle = api.stream_jwt_bundles(
+            lambda bundles: received.append(
+                len(bundles.get_bundle_for_trust_domain(domain).jwt_authorities)
+            ),
+            errors.append,
+        )
+        deadline = time.monotonic() + 10
+        while not received:
+            assert time.monotonic() < deadline, errors
+            time.sleep(0.05)
+        other = IdentityAuthority.from_parts(
+            authority.settings, authority.store, file_key_manager(authority.settings)
+        )
+        other.ca.rotate_intermediate()  # as `warden ca rotate` would, from another process
+        while received[-1] != 2:
+            assert time.monotonic() < deadline + 5, received
+            time.sleep(0.05)
+        handle.cancel()

@@ -23,6 +23,7 @@ import uvicorn
 
 from warden.clock import utcnow
 from warden.identity.authority import IdentityAuthority
+from warden.identity.ca.authority import BUNDLE_SEQUENCE_KEY
 from warden.identity.ca.keys import write_private_file
 from warden.identity.workload_api import WorkloadApi, WorkloadApiServer
 from warden.policy.admin import AdminAuthorizer
@@ -32,6 +33,7 @@ from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_cont
 log = logging.getLogger("warden.server")
 SERVICE_NAME = "control-plane"
 FEED_POLL_S = 0.05
+CA_POLL_S = 2.0
 
 
 @dataclass
@@ -131,7 +133,7 @@ class ControlPlaneServer:
     async def serve(self) -> None:
         """Serve until stopped, with the feed follower and SVID renewal beside it."""
         await self.workload_api.start()
-        duties = asyncio.gather(self._follow_feed(), self._renew_svid())
+        duties = asyncio.gather(self._follow_feed(), self._renew_svid(), self._follow_ca())
         try:
             await self._server.serve()
         finally:
@@ -147,6 +149,19 @@ class ControlPlaneServer:
                 await asyncio.to_thread(self.authority.status.catch_up)
             except Exception as exc:  # the view goes stale and then refuses to answer
                 log.warning("principal feed unreadable: %s", exc)
+
+    async def _follow_ca(self) -> None:
+        """Pick up a rotation made by another process (`warden ca rotate`)."""
+        while True:
+            await asyncio.sleep(CA_POLL_S)
+            try:
+                current = await asyncio.to_thread(
+                    self.authority.store.get_meta, BUNDLE_SEQUENCE_KEY
+                )
+                if current is not None and int(current) != self.authority.ca.bundle.sequence:
+                    await asyncio.to_thread(self.authority.ca.refresh)
+            except Exception as exc:
+                log.warning("cannot check the CA for rotations: %s", exc)
 
     async def _renew_svid(self) -> None:
         while True:

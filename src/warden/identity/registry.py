@@ -58,6 +58,7 @@ class Agent:
     created_at: datetime
     updated_at: datetime
     status_reason: str = ""
+    groups: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -99,6 +100,14 @@ def _check_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return clean
 
 
+def _check_groups(groups: Iterable[str]) -> list[str]:
+    """Policy groups (Cedar ``Group`` entities): names like agents', at most 32."""
+    clean = sorted({validate_name(g) for g in groups})
+    if len(clean) > 32:
+        raise UntrustedInputError("at most 32 groups", code="invalid_groups")
+    return clean
+
+
 def _agent(row: Row[Any]) -> Agent:
     return Agent(
         id=row.id,
@@ -114,6 +123,7 @@ def _agent(row: Row[Any]) -> Agent:
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
         status_reason=row.status_reason,
+        groups=list(row.groups or []),
     )
 
 
@@ -154,10 +164,12 @@ class AgentRegistry:
         labels: Mapping[str, str] | None = None,
         max_svid_ttl_s: int | None = None,
         selectors: Iterable[str] = (),
+        groups: Iterable[str] = (),
         now: datetime | None = None,
     ) -> Agent:
         """Register an agent; its SPIFFE ID is ``spiffe://<td>/agent/<name>``."""
         validate_name(name)
+        group_list = _check_groups(groups)
         wanted = parse_selectors(selectors)
         owner = owner.strip()
         if not owner or len(owner) > 256:
@@ -178,6 +190,7 @@ class AgentRegistry:
             "purpose": purpose[:2000],
             "labels": _check_labels(labels or {}),
             "selectors": sorted(wanted),
+            "groups": group_list,
             "max_svid_ttl_s": ttl,
             "status": "active",
             "credential_epoch": 0,
@@ -280,6 +293,45 @@ class AgentRegistry:
     def release(self, name: str, reason: str = "") -> Agent:
         """End a quarantine."""
         return self._transition(name, "release", {"quarantined"}, "active", reason, bump=False)
+
+    def update(
+        self,
+        name: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        groups: Iterable[str] | None = None,
+        owner: str | None = None,
+    ) -> Agent:
+        """Change an agent's policy attributes; policy decision points follow through the feed."""
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        if labels is not None:
+            values["labels"] = _check_labels(labels)
+        if groups is not None:
+            values["groups"] = _check_groups(groups)
+        if owner is not None:
+            if not owner.strip() or len(owner) > 256:
+                raise UntrustedInputError("every agent needs an owner", code="owner_required")
+            values["owner"] = owner.strip()
+        table = schema.agents
+        with self._store.begin() as conn:
+            row = conn.execute(
+                select(table.c.spiffe_id, table.c.status, table.c.credential_epoch).where(
+                    table.c.name == name
+                )
+            ).one_or_none()
+            if row is None:
+                raise AgentNotFound(name)
+            conn.execute(table.update().where(table.c.name == name).values(**values))
+            append_change(
+                conn,
+                spiffe_id=row.spiffe_id,
+                change="attributes",
+                status=row.status,
+                epoch=row.credential_epoch,
+                reason="updated",
+            )
+        self._on_change()
+        return self.get(name)
 
     def set_selectors(self, name: str, selectors: Iterable[str]) -> Agent:
         """Replace the agent's attestation selectors (refused if they overlap another's)."""

@@ -12,3 +12,14 @@ class PolicyPackInvalid(PolicyError):
 
     def __init__(self, where: str, why: str) -> None:
         super().__init__(f"policy pack {where}: {why}")
+
+
+class BundleRejected(PolicyError):
+    """A policy bundle was refused (bad signature, rollback, failing tests...). The previous
+    good bundle stays active."""
+
+    code = "bundle_rejected"
+
+    def __init__(self, where: str, why: str) -> None:
+        super().__init__(f"policy bundle {where} rejected: {why}")
+        self.why = why

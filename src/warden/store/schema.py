@@ -41,6 +41,7 @@ agents = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("status_reason", Text, nullable=False, default=""),
+    Column("groups", JSON, nullable=False, default=list),
 )
 
 # SPIFFE IDs of deleted agents: not reusable until every credential they held has expired.
@@ -169,4 +170,84 @@ attestation_events = Table(
     Column("agent_name", String(63), nullable=True),
     Column("evidence", JSON, nullable=False),
     Column("reason", Text, nullable=False),
+)
+
+work_orders = Table(
+    "work_orders",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("agent", String(2048), nullable=False),
+    Column("ticket", String(128), nullable=False),
+    Column("actions", JSON, nullable=False),
+    Column("resources", JSON, nullable=False),
+    Column("constraints", JSON, nullable=False),
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("max_uses", Integer, nullable=False),
+    Column("uses", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("issued_by", String(2048), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("reason", Text, nullable=False),
+)
+Index("ix_work_orders_agent", work_orders.c.agent, work_orders.c.status)
+
+# Decisions, recorded before anything is answered or forwarded. The decision log (a Merkle
+# log) takes this interface over; until then this table holds the record.
+decision_records = Table(
+    "decision_records",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("decision_id", String(36), nullable=False, unique=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("enforcement_point", String(2048), nullable=False),
+    Column("subject", String(2048), nullable=False),
+    Column("action", String(128), nullable=False),
+    Column("resource", String(2048), nullable=False),
+    Column("decision", String(8), nullable=False),
+    Column("record", JSON, nullable=False),
+)
+
+policy_events = Table(
+    "policy_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("revision", String(80), nullable=False),
+    Column("outcome", String(16), nullable=False),  # activated | rejected | shadowing
+    Column("reason", Text, nullable=False),
+)
+
+shadow_flips = Table(
+    "shadow_flips",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("decision_id", String(36), nullable=False),
+    Column("active_revision", String(80), nullable=False),
+    Column("shadow_revision", String(80), nullable=False),
+    Column("active", String(8), nullable=False),
+    Column("shadow", String(8), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("shadow_reasons", JSON, nullable=False),
+)
+
+enforcement_points = Table(
+    "enforcement_points",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("spiffe_id", String(2048), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(2048), nullable=False),
+    Column("status", String(16), nullable=False),
 )

@@ -1,0 +1,256 @@
+"""``decide()``: the policy decision point. Pure and synchronous: no I/O, never awaits, never
+raises. Every error becomes a deny whose reasons say why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from warden.clock import utcnow
+from warden.policy.bundle import project
+from warden.policy.model import Decision, DecisionRequest, Reason, new_decision_id
+from warden.policy.snapshot import PolicySnapshot
+from warden.policy.workorders import WorkOrder, matching_work_order
+
+UNKNOWN_COUNT = 2**31 - 1  # what an unknown DLP window reads as: never a neutral zero
+UNKNOWN_RISK = 1000
+DLP_CLASSES = ("pii", "phi", "pci", "confidential")
+AUTHN = ("mtls", "jwt")
+
+
+def decide(
+    request: DecisionRequest,
+    snapshot: PolicySnapshot,
+    *,
+    now: datetime | None = None,
+    decision_id: str | None = None,
+) -> Decision:
+    """Decide ``request`` against ``snapshot``. Always returns a :class:`Decision`."""
+    now = now or utcnow()
+    decision_id = decision_id or new_decision_id()
+    revision = snapshot.bundle.revision
+    risk_out: dict[str, Any] = {"score": UNKNOWN_RISK, "level": "unknown", "factors": []}
+    try:
+        bundle = snapshot.bundle
+        if bundle.empty:
+            return _deny(
+                decision_id,
+                revision,
+                now,
+                "no_policies",
+                "the active policy bundle has no policies",
+                risk_out,
+            )
+        facts = snapshot.agents.get(request.subject_id)
+        if request.subject_type != "Agent" or facts is None:
+            return _deny(
+                decision_id,
+                revision,
+                now,
+                "unknown_subject",
+                "the subject is not a registered agent",
+                risk_out,
+            )
+        if facts.status != "active":
+            return _deny(
+                decision_id,
+                revision,
+                now,
+                "subject_not_active",
+                f"the agent is {facts.status}",
+                risk_out,
+            )
+        if request.action not in bundle.action_parents:
+            return _deny(
+                decision_id,
+                revision,
+                now,
+                "unknown_action",
+                f"action {request.action!r} is not in the policy schema",
+                risk_out,
+            )
+        args = request.context.get("args", {})
+        if not isinstance(args, dict):
+            return _deny(
+                decision_id,
+                revision,
+                now,
+                "invalid_request",
+                "context.args must be an object",
+                risk_out,
+            )
+        order = matching_work_order(
+            snapshot.work_orders.get(request.subject_id, ()),
+            action=request.action,
+            resource_type=request.resource.type,
+            resource_id=request.resource.id,
+            args=args,
+            now=now,
+        )
+        risk, risk_out = _risk(snapshot.fresh_signal(snapshot.risk, request.subject_id, now))
+        context = _context(request, snapshot, args, risk, order, now, bundle.context_paths)
+        result = snapshot.evaluate(facts, request.action, request.resource, context)
+        errors = result.errors
+        if errors:
+            # Cedar skips a policy whose evaluation errors: an erroring forbid could let a
+            # permit win. Any error denies.
+            return _deny(
+                decision_id,
+                revision,
+                now,
+                "evaluation_error",
+                "a policy could not be evaluated",
+                risk_out,
+                errors,
+            )
+        determining = [bundle.meta[p] for p in result.reasons if p in bundle.meta]
+        if result.allowed:
+            obligations = tuple(dict.fromkeys(o for m in determining for o in m.obligations))
+            return Decision(
+                decision_id=decision_id,
+                decision="allow",
+                reasons=tuple(Reason(m.id, "permit", m.reason) for m in determining),
+                obligations=obligations,
+                risk=risk_out,
+                policy_revision=revision,
+                work_order=order.id if order is not None else None,
+                at=now,
+            )
+        reasons = tuple(Reason(m.id, "forbid", m.reason) for m in determining) or (
+            Reason("default-deny", "forbid", "no policy permits this request"),
+        )
+        return Decision(
+            decision_id=decision_id,
+            decision="deny",
+            reasons=reasons,
+            obligations=(),
+            risk=risk_out,
+            policy_revision=revision,
+            work_order=None,
+            at=now,
+        )
+    except Exception as exc:  # fail closed, and keep the error for the record
+        return _deny(
+            decision_id,
+            revision,
+            now,
+            "evaluation_error",
+            "the decision could not be made",
+            risk_out,
+            (f"{type(exc).__name__}: {exc}"[:2000],),
+        )
+
+
+def _deny(
+    decision_id: str,
+    revision: str,
+    now: datetime,
+    policy: str,
+    message: str,
+    risk: dict[str, Any],
+    errors: tuple[str, ...] = (),
+) -> Decision:
+    return Decision(
+        decision_id=decision_id,
+        decision="deny",
+        reasons=(Reason(policy, "forbid", message),),
+        obligations=(),
+        risk=risk,
+        policy_revision=revision,
+        work_order=None,
+        at=now,
+        errors=errors,
+    )
+
+
+def risk_level(score: int) -> str:
+    if score >= 800:
+        return "critical"
+    if score >= 600:
+        return "high"
+    if score >= 300:
+        return "medium"
+    return "low"
+
+
+def _risk(values: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the Cedar record, the decision's risk block)."""
+    if values is None:
+        return (
+            {"score": UNKNOWN_RISK, "level": "unknown", "status": "unknown", "factors": []},
+            {"score": UNKNOWN_RISK, "level": "unknown", "factors": []},
+        )
+    score = max(0, min(1000, int(values.get("score", UNKNOWN_RISK))))
+    factors = [[str(f[0]), int(f[1])] for f in values.get("factors", [])]
+    level = risk_level(score)
+    return (
+        {"score": score, "level": level, "status": "known", "factors": [f[0] for f in factors]},
+        {"score": score, "level": level, "factors": factors},
+    )
+
+
+def _context(
+    request: DecisionRequest,
+    snapshot: PolicySnapshot,
+    args: dict[str, Any],
+    risk: dict[str, Any],
+    order: WorkOrder | None,
+    now: datetime,
+    paths: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The Cedar context: what the caller may state (authn, source, tool, args, destination,
+    delegation) and what only Warden knows (time, risk, health, DLP, the work order). Only the
+    attributes the bundle's policies read are built (``paths``; None: all of them)."""
+    given = request.context
+    agent = request.subject_id
+
+    def authn() -> str:
+        value = given.get("authn")
+        return value if value in AUTHN else "unknown"
+
+    def delegation() -> list[str]:
+        chain = given.get("delegation", [])
+        return [str(d) for d in chain] if isinstance(chain, list) else []
+
+    builders: dict[str, Callable[[], Any]] = {
+        "authn": authn,
+        "source_ip": lambda: str(given.get("source_ip", "")),
+        "time": lambda: {"hour": now.hour, "weekday": now.weekday()},
+        "risk": lambda: risk,
+        "health": lambda: _health(snapshot.fresh_signal(snapshot.health, agent, now)),
+        "dlp": lambda: _dlp(snapshot.fresh_signal(snapshot.dlp, agent, now)),
+        "work_order": lambda: (
+            {"present": True, "id": order.id, "ticket": order.ticket}
+            if order is not None
+            else {"present": False, "id": "", "ticket": ""}
+        ),
+        "tool": lambda: str(given.get("tool", "")),
+        "args": lambda: args,
+        "destination_region": lambda: str(given.get("destination_region", "")),
+        "delegation": delegation,
+        "bulk": lambda: given.get("bulk") is True,
+    }
+    if paths is None:
+        return {key: build() for key, build in builders.items()}
+    return project({key: builders[key]() for key in paths if key in builders}, paths)
+
+
+def _health(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    if values is None:
+        return {"status": "unknown", "critical_vulns": UNKNOWN_COUNT, "high_vulns": UNKNOWN_COUNT}
+    return {
+        "status": str(values.get("status", "unknown")),
+        "critical_vulns": int(values.get("critical_vulns", 0)),
+        "high_vulns": int(values.get("high_vulns", 0)),
+    }
+
+
+def _dlp(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    record: dict[str, Any] = {"status": "unknown" if values is None else "known"}
+    for data_class in DLP_CLASSES:
+        for window in ("minute", "hour"):
+            key = f"{data_class}_per_{window}"
+            record[key] = UNKNOWN_COUNT if values is None else int(values.get(key, 0))
+    return record

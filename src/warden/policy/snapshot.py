@@ -1,0 +1,213 @@
+"""The immutable inputs of a decision: the compiled bundle, what Warden knows of each agent,
+the open work orders, and the live signals (risk, workload health, DLP windows).
+
+Background tasks build a new snapshot and swap it in atomically; a decision never sees half an
+update. Cedar entity sets are built once per (agent, resource) and cached, since converting
+entities across the binding costs more than the decision itself.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import cedarpy
+
+from warden.policy.bundle import CompiledBundle
+from warden.policy.cedar_call import CedarAnswer, authorize
+from warden.policy.model import Resource
+from warden.policy.schema_actions import action_entities
+from warden.policy.workorders import WorkOrder
+
+RESOURCE_ATTRS = ("classification", "region", "domain")
+ENTITY_CACHE_SIZE = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFacts:
+    """What policies may know of an agent."""
+
+    spiffe_id: str
+    owner: str
+    labels: tuple[str, ...]  # "key=value", sorted
+    groups: tuple[str, ...]
+    status: str
+
+    @classmethod
+    def of(
+        cls, spiffe_id: str, owner: str, labels: Mapping[str, str], groups: list[str], status: str
+    ) -> AgentFacts:
+        return cls(
+            spiffe_id,
+            owner,
+            tuple(sorted(f"{k}={v}" for k, v in labels.items())),
+            tuple(sorted(groups)),
+            status,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A live input for one agent and when it was measured."""
+
+    values: Mapping[str, Any]
+    at: datetime
+
+
+class _Lru:
+    """A bounded, thread-safe least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+class EntityCache:
+    """What ``decide()`` memoises, all keyed on exactly the inputs Cedar sees:
+
+    - entity handles per (bundle, agent facts, resource), since converting entities across the
+      binding costs more than the decision itself;
+    - Cedar's answers per (bundle, agent facts, action, resource, projected context JSON).
+      Cedar is a pure function of those inputs, so a remembered answer is the same answer;
+      anything that changes (a live signal, an argument a policy reads, the bundle) changes
+      the key.
+    """
+
+    def __init__(self, size: int = ENTITY_CACHE_SIZE, *, remember_answers: bool = True) -> None:
+        self._handles = _Lru(size)
+        self._answers = _Lru(size)
+        self._remember = remember_answers
+
+    def get(self, bundle: CompiledBundle, facts: AgentFacts, resource: Resource) -> Any:
+        key = (bundle.revision, facts, resource.type, resource.id, resource_key(resource))
+        handle = self._handles.get(key)
+        if handle is None:
+            handle = cedarpy.Entities.from_json_str(json.dumps(_entities(bundle, facts, resource)))
+            self._handles.put(key, handle)
+        return handle
+
+    def evaluate(
+        self,
+        bundle: CompiledBundle,
+        facts: AgentFacts,
+        action: str,
+        resource: Resource,
+        context_json: str,
+    ) -> CedarAnswer:
+        key = (
+            bundle.revision,
+            facts,
+            action,
+            resource.type,
+            resource.id,
+            resource_key(resource),
+            context_json,
+        )
+        answer: CedarAnswer | None = self._answers.get(key) if self._remember else None
+        if answer is None:
+            answer = authorize(
+                {"type": "Agent", "id": facts.spiffe_id},
+                {"type": "Action", "id": action},
+                {"type": resource.type, "id": resource.id},
+                context_json,
+                bundle.policies,
+                self.get(bundle, facts, resource),
+            )
+            if not answer.errors:  # errors are never remembered: each retry is evaluated
+                self._answers.put(key, answer)
+        return answer
+
+
+def resource_key(resource: Resource) -> tuple[Any, ...]:
+    props = resource.properties
+    return tuple((k, _hashable(props.get(k))) for k in (*RESOURCE_ATTRS, "tags"))
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
+
+
+def _entities(bundle: CompiledBundle, facts: AgentFacts, resource: Resource) -> list[Any]:
+    props = resource.properties
+    tags = props.get("tags", [])
+    resource_attrs: dict[str, Any] = {
+        "classification": str(props.get("classification", "unclassified")),
+        "region": str(props.get("region", "")),
+        "domain": str(props.get("domain", "")),
+        "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
+    }
+    entities: list[Any] = [
+        {
+            "uid": {"type": "Agent", "id": facts.spiffe_id},
+            "attrs": {"owner": facts.owner, "labels": list(facts.labels)},
+            "parents": [{"type": "Group", "id": g} for g in facts.groups],
+        },
+        *({"uid": {"type": "Group", "id": g}, "attrs": {}, "parents": []} for g in facts.groups),
+        *action_entities(bundle.action_parents),
+    ]
+    if not (resource.type == "Agent" and resource.id == facts.spiffe_id):
+        entities.append(
+            {
+                "uid": {"type": resource.type, "id": resource.id},
+                "attrs": resource_attrs,
+                "parents": [],
+            }
+        )
+    return entities
+
+
+@dataclass(frozen=True)
+class PolicySnapshot:
+    """Everything ``decide()`` reads. Immutable; replaced whole."""
+
+    bundle: CompiledBundle
+    agents: Mapping[str, AgentFacts] = field(default_factory=dict)
+    work_orders: Mapping[str, tuple[WorkOrder, ...]] = field(default_factory=dict)
+    risk: Mapping[str, Signal] = field(default_factory=dict)
+    health: Mapping[str, Signal] = field(default_factory=dict)
+    dlp: Mapping[str, Signal] = field(default_factory=dict)
+    signal_max_age_s: float = 60.0
+    entity_cache: EntityCache = field(default_factory=EntityCache, compare=False, repr=False)
+
+    def entities_for(self, facts: AgentFacts, resource: Resource) -> Any:
+        return self.entity_cache.get(self.bundle, facts, resource)
+
+    def evaluate(
+        self, facts: AgentFacts, action: str, resource: Resource, context: dict[str, Any]
+    ) -> CedarAnswer:
+        """Cedar's answer for this request (memoised on its exact inputs)."""
+        return self.entity_cache.evaluate(
+            self.bundle, facts, action, resource, json.dumps(context, sort_keys=True)
+        )
+
+    def fresh_signal(
+        self, signals: Mapping[str, Signal], spiffe_id: str, now: datetime
+    ) -> Mapping[str, Any] | None:
+        """The agent's signal if it exists and is younger than the bound; else None."""
+        signal = signals.get(spiffe_id)
+        if signal is None or (now - signal.at).total_seconds() > self.signal_max_age_s:
+            return None
+        return signal.values

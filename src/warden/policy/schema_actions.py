@@ -23,27 +23,27 @@ def _tokens(text: str) -> list[str]:
         match = _TOKEN.match(text, position)
         if match is None:
             raise PolicyPackInvalid("schema", f"unexpected character at offset {position}")
-        token = match.group(0)
+        word = match.group(0)
         position = match.end()
-        if token.isspace() or token.startswith("//"):
+        if word.isspace() or word.startswith("//"):
             continue
-        tokens.append(token)
+        tokens.append(word)
     return tokens
 
 
 def _name(tokens: list[str], index: int) -> tuple[str, int]:
     """An action name (``read``, ``"http:GET"`` or ``Action::"x"``) and the next index."""
-    token = tokens[index]
+    word = tokens[index]
     if index + 2 < len(tokens) and tokens[index + 1] == "::":
-        if token != "Action":
-            raise PolicyPackInvalid("schema", f"unsupported action reference {token}::")
+        if word != "Action":
+            raise PolicyPackInvalid("schema", f"unsupported action reference {word}::")
         index += 2
-        token = tokens[index]
-    if token.startswith('"'):
-        return token[1:-1].encode().decode("unicode_escape"), index + 1
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token):
-        return token, index + 1
-    raise PolicyPackInvalid("schema", f"unexpected {token!r} in an action declaration")
+        word = tokens[index]
+    if word.startswith('"'):
+        return word[1:-1].encode().decode("unicode_escape"), index + 1
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", word):
+        return word, index + 1
+    raise PolicyPackInvalid("schema", f"unexpected {word!r} in an action declaration")
 
 
 def action_parents(schema_text: str) -> dict[str, tuple[str, ...]]:
@@ -53,16 +53,16 @@ def action_parents(schema_text: str) -> dict[str, tuple[str, ...]]:
     depth = 0
     index = 0
     while index < len(tokens):
-        token = tokens[index]
-        if token in "{[(":
+        word = tokens[index]
+        if word in "{[(":
             depth += 1
-        elif token in "}])":
+        elif word in "}])":
             depth -= 1
             if depth < 0:
                 raise PolicyPackInvalid("schema", "unbalanced brackets")
-        elif depth == 0 and token == "namespace":
+        elif depth == 0 and word == "namespace":
             raise PolicyPackInvalid("schema", "namespaces are not supported in Warden bundles")
-        elif depth == 0 and token == "action":
+        elif depth == 0 and word == "action":
             index = _action(tokens, index + 1, parents)
             continue
         index += 1

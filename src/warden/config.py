@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     )
     feed_max_staleness_s: float = Field(default=2.0, gt=0, le=60)
 
+    policy_bundle: Path | None = Field(
+        default=None, description="Active policy bundle (directory or .tar.gz); default: shipped"
+    )
+    policy_shadow_bundle: Path | None = None
+    policy_signing_keys: list[Path] = Field(default_factory=list)
+    policy_require_signature: bool = False
+    signal_max_age_s: float = Field(default=60.0, gt=0, le=3600)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8443, ge=0, le=65535)
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)

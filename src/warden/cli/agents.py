@@ -47,6 +47,7 @@ def register(
     selector: Annotated[
         list[str] | None, typer.Option(help="Attestation selector TYPE:KEY:VALUE, repeatable")
     ] = None,
+    group: Annotated[list[str] | None, typer.Option(help="Policy group, repeatable")] = None,
 ) -> None:
     """Register an agent: spiffe://<trust-domain>/agent/NAME."""
     agent = State.authority().agents.register(
@@ -56,6 +57,7 @@ def register(
         labels=_labels(label or []),
         max_svid_ttl_s=max_ttl,
         selectors=selector or [],
+        groups=group or [],
     )
     console.print(f"[green]Registered[/] {agent.spiffe_id} (owner {agent.owner})")
 
@@ -164,3 +166,14 @@ def join_token(
 ) -> None:
     """Print a one-time join token for the agent's container launcher."""
     typer.echo(State.authority().containers.create_join_token(name, ttl_s=ttl, created_by="cli"))
+
+
+@app.command()
+@handle_errors
+def groups(
+    name: str,
+    group: Annotated[list[str] | None, typer.Option(help="Policy group, repeatable")] = None,
+) -> None:
+    """Replace an agent's policy groups."""
+    agent = State.authority().agents.update(name, groups=group or [])
+    console.print(f"{agent.spiffe_id}: {', '.join(agent.groups) or 'no groups'}")

@@ -9,7 +9,17 @@ from typing import Annotated
 
 import typer
 
-from warden.cli import agents, ca, demo, operators, run, svids
+from warden.cli import (
+    agents,
+    ca,
+    demo,
+    enforcement_points,
+    operators,
+    policy,
+    run,
+    svids,
+    workorders,
+)
 from warden.cli.common import State, console, handle_errors, print_json
 from warden.config import CONFIG_FILE_NAME, load_settings, starter_config
 from warden.errors import ConfigError
@@ -27,6 +37,11 @@ app.add_typer(agents.app, name="agent", help="Register and manage agents.")
 app.add_typer(svids.app, name="svid", help="Issue, inspect and revoke SVIDs.")
 app.add_typer(operators.app, name="operator", help="Manage operators.")
 app.add_typer(ca.app, name="ca", help="The built-in certificate authority.")
+app.add_typer(policy.app, name="policy", help="Test, validate, evaluate and sign policies.")
+app.add_typer(workorders.app, name="workorder", help="Just-in-time, task-scoped grants.")
+app.add_typer(
+    enforcement_points.app, name="enforcement-point", help="Services allowed to ask for decisions."
+)
 app.command("demo", help="A walk-through of Warden on a fresh state directory.")(demo.run_demo)
 app.command("run")(run.run)
 app.command("join")(run.join)

@@ -9,6 +9,7 @@ from warden.identity.attestation.container import ContainerAttestor
 from warden.identity.attestation.launcher import LaunchRegistry
 from warden.identity.attestation.resolver import WorkloadAttestor
 from warden.identity.ca import CertificateAuthority, FileKeyManager, KeyManager
+from warden.identity.enforcement_points import EnforcementPointRegistry
 from warden.identity.feed import FeedCredentialStatus
 from warden.identity.issuer import CredentialIssuer
 from warden.identity.registry import AgentRegistry, OperatorRegistry
@@ -31,6 +32,7 @@ class IdentityAuthority:
     launches: LaunchRegistry
     attestor: WorkloadAttestor
     containers: ContainerAttestor
+    enforcement_points: EnforcementPointRegistry
 
     @property
     def trust_domain(self) -> str:
@@ -63,6 +65,7 @@ class IdentityAuthority:
             launches,
             WorkloadAttestor(store, agents, launches),
             ContainerAttestor(store, agents),
+            EnforcementPointRegistry(store, ca.trust_domain),
         )
 
 

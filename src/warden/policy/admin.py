@@ -9,6 +9,7 @@ therefore a deny here.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,12 @@ from warden.policy.packs import shipped_policies
 
 @dataclass(frozen=True)
 class AdminPrincipal:
-    """Who is calling: ``kind`` is ``Operator`` or ``Agent``."""
+    """Who is calling: ``kind`` is ``Operator``, ``Agent`` or ``Service``."""
 
     kind: str
     name: str
     spiffe_id: str
-    attributes: dict[str, str]
+    attributes: dict[str, str | bool]
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,14 @@ class AdminAuthorizer:
             problems = "; ".join(str(e) for e in result.errors)
             raise PolicyPackInvalid(str(pack_dir), problems)
         self._policies = cedarpy.PolicySet.from_str(text)
-        self._reasons = _annotations(text)
+        self._reasons = {
+            policy.get("annotations", {}).get("id", cedar_id): policy.get("annotations", {}).get(
+                "reason", ""
+            )
+            for cedar_id, policy in json.loads(cedarpy.policies_to_json_str(text))[
+                "staticPolicies"
+            ].items()
+        }
 
     def authorize(
         self, principal: AdminPrincipal, action: str, resource: tuple[str, str]
@@ -88,18 +96,12 @@ class AdminAuthorizer:
         return AdminDecision(allowed, names, tuple(self._reasons.get(n, "") for n in names), errors)
 
 
-def _default_attrs(entity_type: str) -> dict[str, str]:
-    return {"Operator": {"role": ""}, "Agent": {"owner": ""}}.get(entity_type, {})  # Service: none
+_DEFAULT_ATTRS: dict[str, dict[str, str | bool]] = {
+    "Operator": {"role": ""},
+    "Agent": {"owner": ""},
+    "Service": {"enforcement_point": False},
+}
 
 
-def _annotations(text: str) -> dict[str, str]:
-    """Map each policy's ``@id`` to its ``@reason``."""
-    reasons: dict[str, str] = {}
-    current_id = None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith('@id("'):
-            current_id = stripped[5:].split('")', 1)[0]
-        elif stripped.startswith('@reason("') and current_id is not None:
-            reasons[current_id] = stripped[9:].rsplit('")', 1)[0]
-    return reasons
+def _default_attrs(entity_type: str) -> dict[str, str | bool]:
+    return dict(_DEFAULT_ATTRS.get(entity_type, {}))

@@ -104,8 +104,7 @@ def _run_case(
     if "work_order" in want:
         wanted = want["work_order"]
         if (
-            (wanted is True
-            and decision.work_order is None)
+            (wanted is True and decision.work_order is None)
             or (wanted in (False, None) and decision.work_order is not None)
             or (isinstance(wanted, str) and decision.work_order != wanted)
         ):

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from warden import __version__
+from warden.audit.recorder import DecisionRecorder, StoreDecisionRecorder
 from warden.errors import (
     ConflictError,
     NotFoundError,
@@ -30,10 +31,13 @@ from warden.identity.ca.authority import load_csr_public_key
 from warden.identity.errors import StatusUnavailable
 from warden.identity.registry import OperatorRole, Status
 from warden.policy.admin import AdminAuthorizer
+from warden.policy.engine import PolicyEngine
 from warden.server.attestation_routes import attestation_router
 from warden.server.auth import require
+from warden.server.decision_routes import decision_router
 from warden.server.feed_routes import feed_router
 from warden.server.limits import BodyLimit
+from warden.server.policy_routes import policy_router
 from warden.transport.path_guard import PathGuard
 
 log = logging.getLogger("warden.server")
@@ -78,9 +82,8 @@ def _error(status: int, code: str, message: str | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def create_app(authority: IdentityAuthority, authorizer: AdminAuthorizer) -> Any:
-    """The ASGI application of the control plane, wrapped in its body-size limit."""
-    app = FastAPI(title="Warden control plane", version=__version__, docs_url=None, redoc_url=None)
+def install_error_handlers(app: FastAPI) -> None:
+    """JSON errors with stable codes; detail of Warden's own faults stays in the log."""
 
     @app.exception_handler(WardenError)
     async def warden_error(_: Request, exc: WardenError) -> JSONResponse:
@@ -109,6 +112,18 @@ def create_app(authority: IdentityAuthority, authorizer: AdminAuthorizer) -> Any
             for e in exc.errors()[:10]
         ]
         return JSONResponse({"error": "invalid_request", "problems": problems}, 422)
+
+
+def create_app(
+    authority: IdentityAuthority,
+    authorizer: AdminAuthorizer,
+    engine: PolicyEngine | None = None,
+    recorder: DecisionRecorder | None = None,
+) -> Any:
+    """The ASGI application of the control plane, wrapped in its body-size limit."""
+    app = FastAPI(title="Warden control plane", version=__version__, docs_url=None, redoc_url=None)
+
+    install_error_handlers(app)
 
     def allow(request: Request, action: str, resource: tuple[str, str] = CONTROL_PLANE) -> str:
         return require(request, authority, authorizer, action, resource).spiffe_id
@@ -225,6 +240,13 @@ def create_app(authority: IdentityAuthority, authorizer: AdminAuthorizer) -> Any
 
     app.include_router(feed_router(authority, authorizer))
     app.include_router(attestation_router(authority, authorizer))
+    if engine is not None:
+        app.include_router(
+            decision_router(
+                authority, authorizer, engine, recorder or StoreDecisionRecorder(authority.store)
+            )
+        )
+        app.include_router(policy_router(authority, authorizer, engine))
     limits = BodyLimit(
         app, authority.settings.api_max_body_bytes, large=("/evidence", MAX_SBOM_BYTES + 65536)
     )

@@ -53,7 +53,8 @@ def authenticate(request: Request, authority: IdentityAuthority) -> AdminPrincip
     if credential.spiffe_id.kind == "agent":
         return AdminPrincipal("Agent", name, spiffe_id, {"owner": ""})
     if credential.spiffe_id.kind == "svc":
-        return AdminPrincipal("Service", name, spiffe_id, {})
+        is_ep = authority.enforcement_points.is_active(spiffe_id)
+        return AdminPrincipal("Service", name, spiffe_id, {"enforcement_point": is_ep})
     raise HTTPException(403, {"error": "forbidden"})
 
 

@@ -27,6 +27,7 @@ from warden.identity.ca.authority import BUNDLE_SEQUENCE_KEY
 from warden.identity.ca.keys import write_private_file
 from warden.identity.workload_api import WorkloadApi, WorkloadApiServer
 from warden.policy.admin import AdminAuthorizer
+from warden.policy.setup import bundle_path, open_policy_engine
 from warden.server.app import create_app
 from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
 
@@ -34,6 +35,7 @@ log = logging.getLogger("warden.server")
 SERVICE_NAME = "control-plane"
 FEED_POLL_S = 0.05
 CA_POLL_S = 2.0
+WORK_ORDER_POLL_S = 1.0
 
 
 @dataclass
@@ -110,7 +112,8 @@ class ControlPlaneServer:
             ca_file=self.credentials.ca_file,
             require_client_cert=False,
         )
-        app = create_app(authority, authorizer or AdminAuthorizer())
+        self.policy = open_policy_engine(authority)
+        app = create_app(authority, authorizer or AdminAuthorizer(), self.policy)
         config = uvicorn.Config(
             app,
             host=self.host,
@@ -133,10 +136,14 @@ class ControlPlaneServer:
     async def serve(self) -> None:
         """Serve until stopped, with the feed follower and SVID renewal beside it."""
         await self.workload_api.start()
-        duties = asyncio.gather(self._follow_feed(), self._renew_svid(), self._follow_ca())
+        self.policy.administrator.watch(bundle_path(self.authority))
+        duties = asyncio.gather(
+            self._follow_feed(), self._renew_svid(), self._follow_ca(), self._follow_work_orders()
+        )
         try:
             await self._server.serve()
         finally:
+            self.policy.administrator.stop()
             await self.workload_api.stop()
             duties.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -149,6 +156,15 @@ class ControlPlaneServer:
                 await asyncio.to_thread(self.authority.status.catch_up)
             except Exception as exc:  # the view goes stale and then refuses to answer
                 log.warning("principal feed unreadable: %s", exc)
+
+    async def _follow_work_orders(self) -> None:
+        """Pick up work orders issued or closed by another process (`warden workorder`)."""
+        while True:
+            await asyncio.sleep(WORK_ORDER_POLL_S)
+            try:
+                await asyncio.to_thread(self.policy.reload_work_orders)
+            except Exception as exc:
+                log.warning("cannot reload work orders: %s", exc)
 
     async def _follow_ca(self) -> None:
         """Pick up a rotation made by another process (`warden ca rotate`)."""

@@ -1,0 +1,1 @@
+"""The decision log: every decision, recorded before it takes effect."""

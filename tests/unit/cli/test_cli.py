@@ -205,3 +205,100 @@ def test_run_refuses_without_a_control_plane(state: Path) -> None:
         "true",
     )
     assert code == 1 and "error[control_plane_unreachable]" in output
+
+
+def test_policy_commands(state: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from warden.policy.packs import shipped_policies
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(shipped_policies() / "default", bundle)
+    code, output = warden(state, "policy", "test", str(bundle))
+    assert code == 0 and "33 passed, 0 failed" in output
+    assert "valid" in warden(state, "policy", "validate", str(bundle))[1]
+    (bundle / "tests" / "broken.yaml").write_text(
+        "cases:\n  - name: wrong on purpose\n    request: {subject: x, action: http:GET,"
+        " resource: {type: Endpoint, id: x}}\n    want: {decision: allow}\n"
+    )
+    code, output = warden(state, "policy", "test", str(bundle))
+    assert code == 1 and "33 passed, 1 failed" in output
+    (bundle / "tests" / "broken.yaml").unlink()
+    assert warden(state, "policy", "keygen", "--out", str(tmp_path / "keys"))[0] == 0
+    code, output = warden(
+        state, "policy", "sign", str(bundle), "--key", str(tmp_path / "keys" / "policy-signing.key")
+    )
+    assert code == 0 and (bundle / "bundle.sig").exists()
+
+    assert (
+        warden(state, "agent", "register", "crm-bot", "--owner", "sales", "--group", "finance")[0]
+        == 0
+    )
+    request = tmp_path / "request.json"
+    request.write_text(
+        json.dumps(
+            {
+                "subject": {"type": "Agent", "id": "spiffe://acme.test/agent/crm-bot"},
+                "action": {"name": "http:GET"},
+                "resource": {
+                    "type": "Endpoint",
+                    "id": "hr/payroll",
+                    "properties": {"domain": "finance", "tags": ["payroll"]},
+                },
+                "context": {"authn": "mtls"},
+            }
+        )
+    )
+    code, output = warden(state, "policy", "eval", str(request))
+    assert code == 0 and "deny" in output and "payroll-only-hr" in output
+    code, output = warden(state, "policy", "eval", str(request), "--json")
+    assert json.loads(output)["reasons"][0]["policy"] == "payroll-only-hr"
+    (tmp_path / "bad.json").write_text("{not json")
+    assert warden(state, "policy", "eval", str(tmp_path / "bad.json"))[0] == 2
+    assert "allow->deny" in warden(state, "policy", "shadow")[1]
+
+
+def test_workorder_and_enforcement_point_commands(state: Path, tmp_path: Path) -> None:
+    warden(state, "agent", "register", "crm-bot", "--owner", "sales", "--group", "finance")
+    code, output = warden(
+        state,
+        "workorder",
+        "create",
+        "--agent",
+        "crm-bot",
+        "--ticket",
+        "FIN-1",
+        "--action",
+        "data:export",
+        "--resource",
+        "Dataset:customers",
+        "--constraint",
+        "rows<=500",
+        "--max-uses",
+        "2",
+    )
+    assert code == 0, output
+    order_id = output.split()[1]
+    assert "FIN-1" in warden(state, "workorder", "list", "--agent", "crm-bot")[1]
+    shown = json.loads(warden(state, "workorder", "show", order_id)[1])
+    assert shown["constraints"] == [{"arg": "rows", "op": "max", "value": 500}]
+    assert "closed" in warden(state, "workorder", "close", order_id)[1]
+    code, output = warden(
+        state,
+        "workorder",
+        "create",
+        "--agent",
+        "crm-bot",
+        "--ticket",
+        "X",
+        "--action",
+        "http:GET",
+        "--resource",
+        "nocolon",
+    )
+    assert code == 2 and "error[invalid_work_order]" in output
+    code, output = warden(
+        state, "enforcement-point", "add", "gateway", "--out", str(tmp_path / "gw")
+    )
+    assert code == 0 and (tmp_path / "gw" / "svid.pem").exists()
+    assert "spiffe://acme.test/svc/gateway" in warden(state, "enforcement-point", "list")[1]

@@ -21,6 +21,7 @@ import cedarpy
 import yaml
 
 from warden.policy.errors import PolicyPackInvalid
+from warden.policy.principal_use import PrincipalUse, principal_use
 from warden.policy.schema_actions import action_parents
 
 SIGNATURE_FILE = "bundle.sig"
@@ -116,6 +117,9 @@ class CompiledBundle:
     policy_text: str
     schema_text: str
     action_parents: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    principal_use: PrincipalUse = field(
+        default_factory=lambda: PrincipalUse(True, False, frozenset())
+    )
     tests: dict[str, bytes] = field(default_factory=dict)
     signature: bytes | None = None
     source: str = ""
@@ -158,6 +162,7 @@ def compile_bundle(files: BundleFiles) -> CompiledBundle:
         policy_text=text,
         schema_text=schema_text,
         action_parents=action_parents(schema_text),
+        principal_use=principal_use(ast.get("staticPolicies", {})),
         tests={
             n: d
             for n, d in files.files.items()

@@ -84,8 +84,8 @@ class _Lru:
 class EntityCache:
     """What ``decide()`` memoises, all keyed on exactly the inputs Cedar sees:
 
-    - entity handles per (bundle, agent facts, resource), since converting entities across the
-      binding costs more than the decision itself;
+    - base entity handles per (bundle, agent groups, resource), since converting entities
+      across the binding costs more than the decision itself;
     - Cedar's answers per (bundle, agent facts, action, resource, projected context JSON).
       Cedar is a pure function of those inputs, so a remembered answer is the same answer;
       anything that changes (a live signal, an argument a policy reads, the bundle) changes
@@ -94,15 +94,29 @@ class EntityCache:
 
     def __init__(self, size: int = ENTITY_CACHE_SIZE, *, remember_answers: bool = True) -> None:
         self._handles = _Lru(size)
+        self._agent_handles = _Lru(size)
         self._answers = _Lru(size)
         self._remember = remember_answers
 
     def get(self, bundle: CompiledBundle, facts: AgentFacts, resource: Resource) -> Any:
-        key = (bundle.revision, facts, resource.type, resource.id, resource_key(resource))
-        handle = self._handles.get(key)
-        if handle is None:
-            handle = cedarpy.Entities.from_json_str(json.dumps(_entities(bundle, facts, resource)))
-            self._handles.put(key, handle)
+        """The entities of one request: a cached base (groups, actions, resource) shared by
+        every agent in the same groups, plus this agent's own entity (cheap to add). The cost
+        does not grow with the number of agents."""
+        rkey = resource_key(resource)
+        own_key = (bundle.revision, facts, resource.type, resource.id, rkey)
+        handle = self._agent_handles.get(own_key)
+        if handle is not None:
+            return handle
+        is_principal = resource.type == "Agent" and resource.id == facts.spiffe_id
+        key = (bundle.revision, facts.groups, resource.type, resource.id, rkey, is_principal)
+        base = self._handles.get(key)
+        if base is None:
+            base = cedarpy.Entities.from_json_str(
+                json.dumps(_base_entities(bundle, facts.groups, resource, is_principal))
+            )
+            self._handles.put(key, base)
+        handle = base.with_added_json_str(json.dumps([_agent_entity(facts)]))
+        self._agent_handles.put(own_key, handle)
         return handle
 
     def evaluate(
@@ -115,7 +129,7 @@ class EntityCache:
     ) -> CedarAnswer:
         key = (
             bundle.revision,
-            facts,
+            _who(bundle, facts, resource),
             action,
             resource.type,
             resource.id,
@@ -137,6 +151,19 @@ class EntityCache:
         return answer
 
 
+def _who(bundle: CompiledBundle, facts: AgentFacts, resource: Resource) -> Any:
+    """What of the principal the answer can depend on: the whole agent when the policies use
+    its identity, else only its groups and the attributes the policies read."""
+    use = bundle.principal_use
+    if use.identity or (use.identity_if_agent_resource and resource.type == "Agent"):
+        return facts
+    return (
+        facts.groups,
+        facts.owner if "owner" in use.attributes else None,
+        facts.labels if "labels" in use.attributes else None,
+    )
+
+
 def resource_key(resource: Resource) -> tuple[Any, ...]:
     props = resource.properties
     return tuple((k, _hashable(props.get(k))) for k in (*RESOURCE_ATTRS, "tags"))
@@ -150,32 +177,34 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-def _entities(bundle: CompiledBundle, facts: AgentFacts, resource: Resource) -> list[Any]:
+def _agent_entity(facts: AgentFacts) -> dict[str, Any]:
+    return {
+        "uid": {"type": "Agent", "id": facts.spiffe_id},
+        "attrs": {"owner": facts.owner, "labels": list(facts.labels)},
+        "parents": [{"type": "Group", "id": g} for g in facts.groups],
+    }
+
+
+def _base_entities(
+    bundle: CompiledBundle, groups: tuple[str, ...], resource: Resource, is_principal: bool
+) -> list[Any]:
     props = resource.properties
     tags = props.get("tags", [])
-    resource_attrs: dict[str, Any] = {
-        "classification": str(props.get("classification", "unclassified")),
-        "region": str(props.get("region", "")),
-        "domain": str(props.get("domain", "")),
-        "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
-    }
     entities: list[Any] = [
-        {
-            "uid": {"type": "Agent", "id": facts.spiffe_id},
-            "attrs": {"owner": facts.owner, "labels": list(facts.labels)},
-            "parents": [{"type": "Group", "id": g} for g in facts.groups],
-        },
-        *({"uid": {"type": "Group", "id": g}, "attrs": {}, "parents": []} for g in facts.groups),
+        *({"uid": {"type": "Group", "id": g}, "attrs": {}, "parents": []} for g in groups),
         *action_entities(bundle.action_parents),
     ]
-    if not (resource.type == "Agent" and resource.id == facts.spiffe_id):
-        entities.append(
-            {
-                "uid": {"type": resource.type, "id": resource.id},
-                "attrs": resource_attrs,
-                "parents": [],
-            }
-        )
+    if not is_principal:
+        entities.append({
+            "uid": {"type": resource.type, "id": resource.id},
+            "attrs": {
+                "classification": str(props.get("classification", "unclassified")),
+                "region": str(props.get("region", "")),
+                "domain": str(props.get("domain", "")),
+                "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
+            },
+            "parents": [],
+        })
     return entities
 
 

@@ -232,3 +232,70 @@ def test_decide_is_total_and_deterministic(
     second = decide(request, DEFAULT_SNAPSHOT, now=NOW, decision_id="d")
     assert first.decision in ("allow", "deny")
     assert first.to_dict() == second.to_dict()
+
+
+def test_remembered_answers_never_cross_identities(tmp_path: Path) -> None:
+    """Answers are remembered per group only when no policy uses the agent's identity."""
+    other = "spiffe://example.org/agent/other"
+    for policies, other_allowed in (
+        ('@id("a") permit (principal == Agent::"' + AGENT + '", action, resource);', False),
+        (
+            '@id("a") permit (principal, action, resource) when { principal.owner == "owner" };',
+            False,
+        ),
+        ('@id("a") permit (principal in Group::"finance", action, resource);', True),
+        (
+            '@id("a") permit (principal, action, resource) when { [principal].contains(principal)'
+            ' && principal.labels.contains("k=v") };',
+            False,
+        ),
+    ):
+        bundle = compile_bundle(
+            BundleFiles.read(write_bundle(tmp_path / str(hash(policies)), policies))
+        )
+        facts = {
+            AGENT: AgentFacts.of(AGENT, "owner", {"k": "v"}, ["finance"], "active"),
+            other: AgentFacts.of(other, "someone", {}, ["finance"], "active"),
+        }
+        snapshot = PolicySnapshot(bundle, facts)
+        mine = request()
+        theirs = DecisionRequest.from_dict(
+            {**mine.to_dict(), "subject": {"type": "Agent", "id": other}}
+        )
+        assert decide(mine, snapshot, now=NOW).allowed
+        assert decide(theirs, snapshot, now=NOW).allowed is other_allowed, policies
+        assert decide(mine, snapshot, now=NOW).allowed
+
+
+def test_self_configuration_is_judged_per_agent() -> None:
+    bundle = compile_bundle(BundleFiles.read(DEFAULT))
+    snapshot = fixture_snapshot(
+        bundle,
+        {
+            "defaults": {"risk": {"score": 1}, "health": {"status": "healthy"}, "dlp": {}},
+            "agents": [
+                {"name": "bot", "groups": ["finance"]},
+                {"name": "ops", "groups": ["finance"]},
+            ],
+        },
+        "example.org",
+        NOW,
+    )
+
+    def config(subject: str, target: str) -> DecisionRequest:
+        return DecisionRequest.from_dict(
+            {
+                "subject": {"type": "Agent", "id": f"spiffe://example.org/agent/{subject}"},
+                "action": {"name": "config:write"},
+                "resource": {"type": "Agent", "id": f"spiffe://example.org/agent/{target}"},
+                "context": {"authn": "mtls"},
+            }
+        )
+
+    assert decide(config("bot", "bot"), snapshot, now=NOW).reasons[0].policy == (
+        "no-self-configuration"
+    )
+    assert decide(config("ops", "bot"), snapshot, now=NOW).reasons[0].policy == "default-deny"
+    assert decide(config("ops", "ops"), snapshot, now=NOW).reasons[0].policy == (
+        "no-self-configuration"
+    )

@@ -25,4 +25,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "old SVID still verifies" in out
     assert "got spiffe://demo.example/agent/claims-bot" in out.replace("\n", "")
     assert "refused: no identity issued" in out
+    flat = " ".join(out.split())
+    assert "read payroll deny by payroll-only-hr" in flat
+    assert "export 100 customers to a paste site deny by customer-export-needs-work-order" in flat
+    assert "allow by finance-agents-use-finance-apis (work order wo-" in flat
+    assert "export 100 customers again deny by customer-export-needs-work-order" in flat
     assert "unexpected" not in out

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -26,6 +26,8 @@ from warden.identity.authority import IdentityAuthority, file_key_manager
 from warden.identity.ca import CertificateAuthority, FileKeyManager, IssuedX509
 from warden.identity.errors import CredentialRejected
 from warden.identity.issuer import IssuedJwt
+from warden.policy.model import DecisionRequest
+from warden.policy.workorders import Constraint
 from warden.store import open_store
 from warden.transport.uvicorn_mtls import client_ssl_context
 
@@ -66,6 +68,7 @@ def _walk_through(state_dir: Path) -> None:
         _revoke(authority, server.url, as_alice, svid, token)
         _rotate(authority)
         _attest(state_dir, server.url)
+        _decide(authority, server)
     finally:
         server.stop()
         authority.store.dispose()
@@ -227,3 +230,95 @@ def _attest(state_dir: Path, url: str) -> None:
         check=False,
     )
     console.print(f"the same program started by hand: {stranger.stdout.strip()}")
+
+
+def _decide(authority: IdentityAuthority, server: Any) -> None:
+    _step(8, "every request decided by policy-as-code: the default pack, a work order")
+    engine = server.policy
+    crm = authority.agents.register("crm-bot", owner="sales-team", groups=["finance"])
+    engine.set_signals("risk", {crm.spiffe_id: {"score": 120, "factors": [["new_tool", 120]]}})
+    engine.set_signals("health", {crm.spiffe_id: {"status": "healthy"}})
+    engine.set_signals("dlp", {crm.spiffe_id: {}})
+
+    def ask(
+        label: str, action: str, rtype: str, rid: str, props: dict[str, Any], args: dict[str, Any]
+    ) -> None:
+        request = DecisionRequest.from_dict(
+            {
+                "subject": {"type": "Agent", "id": crm.spiffe_id},
+                "action": {"name": action},
+                "resource": {"type": rtype, "id": rid, "properties": props},
+                "context": {"authn": "mtls", "args": args},
+            }
+        )
+        decision = engine.reserve(engine.decide(request))
+        colour = "green" if decision.allowed else "red"
+        why = ", ".join(r.policy for r in decision.reasons)
+        extra = f" (work order {decision.work_order})" if decision.work_order else ""
+        console.print(f"{label:44} [{colour}]{decision.decision}[/] by {why}{extra}")
+
+    pii = {"domain": "finance", "classification": "pii"}
+    ask(
+        "read the invoice ledger",
+        "http:GET",
+        "Endpoint",
+        "ledger/invoices",
+        {"domain": "finance"},
+        {},
+    )
+    ask(
+        "read payroll",
+        "http:GET",
+        "Endpoint",
+        "hr/payroll",
+        {"domain": "finance", "tags": ["payroll"]},
+        {},
+    )
+    ask(
+        "export 100 customers",
+        "data:export",
+        "Dataset",
+        "customers",
+        pii,
+        {"rows": 100, "destination": "s3://finance-exports"},
+    )
+    engine.work_orders.create(
+        agent=crm.spiffe_id,
+        ticket="FIN-1042",
+        actions=["data:export"],
+        resources=["Dataset:customers"],
+        max_uses=1,
+        issued_by="alice",
+        constraints=[
+            Constraint("rows", "max", 500),
+            Constraint("destination", "one_of", ["s3://finance-exports"]),
+        ],
+    )
+    engine.reload_work_orders()
+    console.print(
+        "alice issues work order FIN-1042: one export, at most 500 rows, to s3://finance-exports"
+    )
+    ask(
+        "export 100 customers to a paste site",
+        "data:export",
+        "Dataset",
+        "customers",
+        pii,
+        {"rows": 100, "destination": "https://paste.example.net"},
+    )
+    ask(
+        "export 100 customers",
+        "data:export",
+        "Dataset",
+        "customers",
+        pii,
+        {"rows": 100, "destination": "s3://finance-exports"},
+    )
+    ask(
+        "export 100 customers again",
+        "data:export",
+        "Dataset",
+        "customers",
+        pii,
+        {"rows": 100, "destination": "s3://finance-exports"},
+    )

@@ -195,16 +195,18 @@ def _base_entities(
         *action_entities(bundle.action_parents),
     ]
     if not is_principal:
-        entities.append({
-            "uid": {"type": resource.type, "id": resource.id},
-            "attrs": {
-                "classification": str(props.get("classification", "unclassified")),
-                "region": str(props.get("region", "")),
-                "domain": str(props.get("domain", "")),
-                "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
-            },
-            "parents": [],
-        })
+        entities.append(
+            {
+                "uid": {"type": resource.type, "id": resource.id},
+                "attrs": {
+                    "classification": str(props.get("classification", "unclassified")),
+                    "region": str(props.get("region", "")),
+                    "domain": str(props.get("domain", "")),
+                    "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
+                },
+                "parents": [],
+            }
+        )
     return entities
 
 

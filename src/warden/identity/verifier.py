@@ -48,11 +48,9 @@ class CredentialStatus(Protocol):
 
     def principal_state(self, spiffe_id: str) -> PrincipalState | None:
         """The principal's state, or None if no such principal exists."""
-        ...
 
     def is_revoked(self, credential_id: str) -> bool:
         """Whether the X.509 serial (hex) or JWT ``jti`` was revoked."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

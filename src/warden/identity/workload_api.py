@@ -175,12 +175,14 @@ class WorkloadApi:
             for c in self._authority.ca.bundle.x509_authorities
         )
 
-    async def fetch_x509_svid(
-        self, stream: Stream[pb.X509SVIDRequest, pb.X509SVIDResponse]
+    async def _serve_stream(
+        self, stream: Any, next_message: Callable[[Agent], tuple[Any, float | None]]
     ) -> None:
+        """Attest the caller, then push ``next_message(agent)`` until the stream must end.
+        ``next_message`` returns the message and, optionally, seconds until the next push."""
         await stream.recv_message()
         agent, evidence = await self._attest()
-        self._loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         open_stream = _OpenStream(agent.spiffe_id)
         self._streams.add(open_stream)
         try:
@@ -188,27 +190,25 @@ class WorkloadApi:
                 state = self._authority.status.principal_state(agent.spiffe_id)
                 if state is None or state.status != "active":
                     raise GRPCError(Status.PERMISSION_DENIED, "agent is not active")
-                response, renew_in = await asyncio.to_thread(self._x509_response, agent)
-                await stream.send_message(response)
-                await self._watch(open_stream, evidence, self._loop.time() + renew_in)
+                message, push_in = await asyncio.to_thread(next_message, agent)
+                await stream.send_message(message)
+                until = None if push_in is None else loop.time() + push_in
+                await self._watch(open_stream, evidence, until)
         finally:
             self._streams.discard(open_stream)
+
+    async def fetch_x509_svid(
+        self, stream: Stream[pb.X509SVIDRequest, pb.X509SVIDResponse]
+    ) -> None:
+        await self._serve_stream(stream, self._x509_response)
 
     async def fetch_x509_bundles(
         self, stream: Stream[pb.X509BundlesRequest, pb.X509BundlesResponse]
     ) -> None:
-        await stream.recv_message()
-        agent, evidence = await self._attest()
-        self._loop = asyncio.get_running_loop()
-        open_stream = _OpenStream(agent.spiffe_id)
-        self._streams.add(open_stream)
-        try:
-            while True:
-                td = f"spiffe://{self._authority.trust_domain}"
-                await stream.send_message(pb.X509BundlesResponse(bundles={td: self._roots_der()}))
-                await self._watch(open_stream, evidence, None)
-        finally:
-            self._streams.discard(open_stream)
+        td = f"spiffe://{self._authority.trust_domain}"
+        await self._serve_stream(
+            stream, lambda _agent: (pb.X509BundlesResponse(bundles={td: self._roots_der()}), None)
+        )
 
     # -- JWT ---------------------------------------------------------------------------------
 
@@ -230,19 +230,13 @@ class WorkloadApi:
     async def fetch_jwt_bundles(
         self, stream: Stream[pb.JWTBundlesRequest, pb.JWTBundlesResponse]
     ) -> None:
-        await stream.recv_message()
-        agent, evidence = await self._attest()
-        self._loop = asyncio.get_running_loop()
-        open_stream = _OpenStream(agent.spiffe_id)
-        self._streams.add(open_stream)
-        try:
-            while True:
-                jwks = json.dumps(self._authority.ca.bundle.to_jwt_jwks()).encode()
-                td = f"spiffe://{self._authority.trust_domain}"
-                await stream.send_message(pb.JWTBundlesResponse(bundles={td: jwks}))
-                await self._watch(open_stream, evidence, None)
-        finally:
-            self._streams.discard(open_stream)
+        td = f"spiffe://{self._authority.trust_domain}"
+
+        def bundles(_agent: Agent) -> tuple[pb.JWTBundlesResponse, None]:
+            jwks = json.dumps(self._authority.ca.bundle.to_jwt_jwks()).encode()
+            return pb.JWTBundlesResponse(bundles={td: jwks}), None
+
+        await self._serve_stream(stream, bundles)
 
     async def validate_jwt_svid(
         self, stream: Stream[pb.ValidateJWTSVIDRequest, pb.ValidateJWTSVIDResponse]

@@ -20,9 +20,9 @@ from warden.identity.feed import FeedEntry, PrincipalView
 from warden.policy.administrator import PolicyAdministrator
 from warden.policy.bundle import CompiledBundle
 from warden.policy.decide import decide
-from warden.policy.model import Decision, DecisionRequest, Reason
+from warden.policy.model import Decision, DecisionRequest, Reason, new_decision_id
 from warden.policy.snapshot import AgentFacts, EntityCache, PolicySnapshot, Signal
-from warden.policy.workorders import WorkOrder, WorkOrderStore
+from warden.policy.workorders import WorkOrder, WorkOrderNotFound, WorkOrderStore
 from warden.store import Store, schema
 
 log = logging.getLogger("warden.policy")
@@ -170,7 +170,7 @@ class PolicyEngine:
     def _refresh_order(self, order_id: str) -> None:
         try:
             order = self.work_orders.get(order_id)
-        except Exception:  # closed and gone: drop it from the snapshot
+        except WorkOrderNotFound:
             self.reload_work_orders()
             return
         with self._lock:
@@ -201,8 +201,6 @@ class PolicyEngine:
 
 
 def _no_bundle() -> Decision:
-    from warden.policy.model import new_decision_id
-
     return Decision(
         decision_id=new_decision_id(),
         decision="deny",

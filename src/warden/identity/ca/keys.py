@@ -29,11 +29,9 @@ class KeyManager(Protocol):
 
     def create_key(self, key_ref: str) -> ec.EllipticCurvePrivateKey:
         """Generate a new key, persist it under ``key_ref`` and return it."""
-        ...
 
     def load_key(self, key_ref: str) -> ec.EllipticCurvePrivateKey:
         """Return the key stored under ``key_ref``."""
-        ...
 
 
 def _check_private_file(path: Path) -> None:

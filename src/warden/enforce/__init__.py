@@ -1,0 +1,1 @@
+"""Enforcement points: the gateway, in-process guards, and the helpers upstreams use."""

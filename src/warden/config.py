@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     policy_require_signature: bool = False
     signal_max_age_s: float = Field(default=60.0, gt=0, le=3600)
 
+    gateway_name: str = "gateway"
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=8444, ge=0, le=65535)
+    gateway_routes: Path | None = None
+    gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    gateway_max_response_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    gateway_max_url_bytes: int = Field(default=8192, ge=256, le=65536)
+    gateway_max_header_bytes: int = Field(default=16384, ge=1024, le=262144)
+    gateway_upstream_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    gateway_max_concurrent_per_agent: int = Field(default=64, ge=1, le=10000)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8443, ge=0, le=65535)
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)

@@ -59,9 +59,10 @@ class ServerCredentials:
 
 
 def write_server_credentials(
-    authority: IdentityAuthority, directory: Path, host: str
+    authority: IdentityAuthority, directory: Path, host: str, name: str = SERVICE_NAME
 ) -> ServerCredentials:
-    """Issue the control plane's SVID and write it (key 0600) into ``directory``."""
+    """Issue a Warden server's SVID (``svc/<name>``) and write it (key 0600) into
+    ``directory``."""
     dns = ["localhost"]
     ips = ["127.0.0.1"]
     try:
@@ -70,7 +71,7 @@ def write_server_credentials(
             ips.append(host)
     except ValueError:
         dns.append(host)
-    issued = authority.issuer.issue_service_x509(SERVICE_NAME, dns_names=dns, ip_addresses=ips)
+    issued = authority.issuer.issue_service_x509(name, dns_names=dns, ip_addresses=ips)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     creds = ServerCredentials(directory)
     for path in (creds.keyfile, creds.certfile, creds.ca_file):

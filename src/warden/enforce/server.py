@@ -1,0 +1,180 @@
+"""Running the gateway: its own SVID (renewed into the live TLS contexts), uvicorn with the
+mTLS protocol, the in-process policy engine, group-committed records, and the feed follower."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from pathlib import Path
+
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from warden.audit.group_commit import GroupCommitRecorder
+from warden.clock import utcnow
+from warden.enforce.decision_header import DecisionHeaderSigner
+from warden.enforce.gateway import Gateway
+from warden.enforce.routes import RouteTable, load_routes
+from warden.enforce.upstream_client import UpstreamPool, upstream_ssl_context
+from warden.errors import ConfigError
+from warden.identity.authority import IdentityAuthority
+from warden.identity.spiffe_id import SpiffeId
+from warden.policy.engine import PolicyEngine
+from warden.policy.setup import open_policy_engine
+from warden.server.run import ServerCredentials, write_server_credentials
+from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
+
+log = logging.getLogger("warden.gateway")
+FEED_POLL_S = 0.05
+
+
+class GatewayServer:
+    """``warden gateway``: the enforcement point for HTTP APIs."""
+
+    def __init__(
+        self,
+        authority: IdentityAuthority,
+        *,
+        routes: RouteTable | None = None,
+        engine: PolicyEngine | None = None,
+        host: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        settings = authority.settings
+        self.authority = authority
+        self.host = host or settings.gateway_host
+        self.port = settings.gateway_port if port is None else port
+        if routes is None:
+            if settings.gateway_routes is None:
+                raise ConfigError("the gateway needs routes (gateway_routes or --routes)")
+            routes = load_routes(settings.gateway_routes)
+        self.engine = engine or open_policy_engine(authority)
+        self.spiffe_id = str(
+            SpiffeId.for_principal(authority.trust_domain, "svc", settings.gateway_name)
+        )
+        self.credentials = write_server_credentials(
+            authority,
+            settings.state_dir / "run" / settings.gateway_name,
+            self.host,
+            name=settings.gateway_name,
+        )
+        self._server_context = server_ssl_context(
+            certfile=self.credentials.certfile,
+            keyfile=self.credentials.keyfile,
+            ca_file=self.credentials.ca_file,
+            require_client_cert=False,
+        )
+        self._upstream_context = upstream_ssl_context(
+            str(self.credentials.certfile),
+            str(self.credentials.keyfile),
+            str(self.credentials.ca_file),
+        )
+        self.recorder = GroupCommitRecorder(authority.store)
+        self.gateway = Gateway(
+            authority=authority,
+            engine=self.engine,
+            recorder=self.recorder,
+            routes=routes,
+            upstreams=UpstreamPool(self._upstream_context, settings.gateway_upstream_timeout_s),
+            signer=self._signer(self.credentials),
+            spiffe_id=self.spiffe_id,
+        )
+        config = uvicorn.Config(
+            self.gateway,
+            host=self.host,
+            port=self.port,
+            http=MtlsHttpToolsProtocol,
+            loop="uvloop" if os.name == "posix" else "asyncio",
+            ssl_certfile=str(self.credentials.certfile),
+            ssl_context_factory=lambda _config, _default: self._server_context,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            interface="asgi3",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    def _signer(self, creds: ServerCredentials) -> DecisionHeaderSigner:
+        chain = x509.load_pem_x509_certificates(creds.certfile.read_bytes())
+        key = serialization.load_pem_private_key(creds.keyfile.read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return DecisionHeaderSigner(chain, key, self.spiffe_id)
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    async def serve(self) -> None:
+        duties = asyncio.gather(self._follow_feed(), self._renew_svid())
+        try:
+            await self._server.serve()
+        finally:
+            duties.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await duties
+            await self.gateway.upstreams.close()
+
+    async def _follow_feed(self) -> None:
+        while True:
+            await asyncio.sleep(FEED_POLL_S)
+            try:
+                await asyncio.to_thread(self.authority.status.catch_up)
+            except Exception as exc:  # the view goes stale, then every request is denied
+                log.warning("principal feed unreadable: %s", exc)
+
+    async def _renew_svid(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            if utcnow() >= self.credentials.renew_at:
+                await asyncio.to_thread(self.renew_svid)
+
+    def renew_svid(self) -> None:
+        """A fresh SVID into the live server and upstream contexts and the header signer."""
+        creds = write_server_credentials(
+            self.authority,
+            self.credentials.directory,
+            self.host,
+            name=self.authority.settings.gateway_name,
+        )
+        certfile, keyfile = str(creds.certfile), str(creds.keyfile)
+        scratch = server_ssl_context(
+            certfile=creds.certfile,
+            keyfile=creds.keyfile,
+            ca_file=creds.ca_file,
+            require_client_cert=False,
+        )
+        del scratch  # it loaded: the pair matches
+        self._server_context.load_cert_chain(certfile, keyfile)
+        self._upstream_context.load_cert_chain(certfile, keyfile)
+        self.gateway.signer = self._signer(creds)
+        self.credentials = creds
+
+    def start_in_thread(self, timeout_s: float = 10.0) -> GatewayServer:
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self.serve()), daemon=True, name="warden-gateway"
+        )
+        self._thread.start()
+        deadline = utcnow().timestamp() + timeout_s
+        while not self._server.started:
+            if utcnow().timestamp() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the gateway did not start")
+            threading.Event().wait(0.02)
+        if self.port == 0:
+            self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.recorder.close()
+
+
+def routes_from(path: Path | None) -> RouteTable | None:
+    return load_routes(path) if path is not None else None

@@ -1,0 +1,338 @@
+"""The gateway on 127.0.0.1 with real TLS on both sides, the real policy engine and records."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.support.creds import context_for, write_svid
+from tests.support.forge import rogue_ca
+from tests.support.upstream import Upstream
+from warden.audit.recorder import StoreDecisionRecorder
+from warden.enforce.routes import parse_routes
+from warden.enforce.server import GatewayServer
+from warden.identity.authority import IdentityAuthority
+from warden.store import schema
+
+FINANCE = {"domain": "finance", "classification": "internal"}
+
+
+class Setup:
+    def __init__(self, authority: IdentityAuthority, root: Path) -> None:
+        self.authority = authority
+        self.root = root
+        self.upstream = Upstream(authority, root).start()
+        self.impostor = Upstream(authority, root, name="impostor").start()
+        routes = parse_routes(
+            {
+                "routes": [
+                    {
+                        "name": "ledger",
+                        "prefix": "/ledger",
+                        "upstream": self.upstream.url,
+                        "upstream_id": self.upstream.spiffe_id,
+                        "resource": {
+                            "type": "Endpoint",
+                            "id": "ledger/invoices",
+                            "properties": FINANCE,
+                        },
+                        "args": {"query": ["limit"], "body": ["rows"]},
+                        "credential": {"header": "X-Api-Key", "value": "upstream-secret"},
+                    },
+                    {
+                        "name": "customers",
+                        "prefix": "/customers",
+                        "upstream": self.upstream.url,
+                        "upstream_id": self.upstream.spiffe_id,
+                        "resource": {
+                            "type": "Endpoint",
+                            "id": "ehr/patients",
+                            "properties": {
+                                "domain": "healthcare",
+                                "classification": "phi",
+                                "region": "eu",
+                            },
+                        },
+                    },
+                    {
+                        "name": "wrong-id",
+                        "prefix": "/wrong",
+                        "upstream": self.impostor.url,
+                        "upstream_id": self.upstream.spiffe_id,
+                        "resource": {"type": "Endpoint", "id": "ledger/x", "properties": FINANCE},
+                    },
+                    {
+                        "name": "down",
+                        "prefix": "/down",
+                        "upstream": "https://127.0.0.1:9",
+                        "upstream_id": self.upstream.spiffe_id,
+                        "resource": {"type": "Endpoint", "id": "ledger/x", "properties": FINANCE},
+                    },
+                ]
+            }
+        )
+        self.gateway = GatewayServer(
+            authority, routes=routes, host="127.0.0.1", port=0
+        ).start_in_thread()
+        for name, groups in (("invoice-bot", ["finance"]), ("triage-bot", ["healthcare"])):
+            agent = authority.agents.register(name, owner="qa", groups=groups)
+            for kind, values in (
+                ("risk", {"score": 10}),
+                ("health", {"status": "healthy"}),
+                ("dlp", {"phi_per_minute": 0}),
+            ):
+                self.gateway.engine.set_signals(kind, {agent.spiffe_id: values})
+
+    def creds(self, name: str) -> Path:
+        issued = self.authority.issuer.issue_agent_x509(name)
+        return write_svid(self.root / f"agent-{name}", issued, self.authority.ca.bundle.to_pem())
+
+    def client(self, creds: Path | None, **kw: object) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.gateway.url,
+            timeout=10,
+            verify=context_for(creds, self.gateway.credentials.ca_file),
+            **kw,
+        )
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        self.upstream.stop()
+        self.impostor.stop()
+
+
+@pytest.fixture
+def setup(authority: IdentityAuthority, tmp_path: Path) -> Iterator[Setup]:
+    s = Setup(authority, tmp_path)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def recorded(setup: Setup, decision_id: str) -> dict[str, object]:
+    record = StoreDecisionRecorder(setup.authority.store).get(decision_id)
+    assert record is not None, "every answer has its record"
+    return record
+
+
+def test_allowed_call_reaches_the_upstream_with_the_gateways_credentials(setup: Setup) -> None:
+    with setup.client(setup.creds("invoice-bot")) as client:
+        response = client.get(
+            "/ledger/invoices",
+            params={"limit": 10},
+            headers={"Authorization": "Bearer agent-held-secret"},
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["agent"] == "spiffe://example.org/agent/invoice-bot"
+    assert body["api_key"] == "upstream-secret"  # injected; the agent never held it
+    seen = setup.upstream.seen[-1]["headers"]
+    assert "authorization" not in seen  # the agent's Authorization header is stripped
+    record = recorded(setup, response.headers["x-warden-decision-id"])
+    assert record["decision"] == "allow"
+    assert record["request"]["context"]["args"] == {"limit": 10}  # ?limit= reached the policy
+
+
+def test_denied_call_is_403_with_a_recorded_decision(setup: Setup) -> None:
+    with setup.client(setup.creds("triage-bot")) as client:
+        response = client.get("/ledger/invoices")
+    assert response.status_code == 403
+    assert set(response.json()) == {"decision_id", "reason"}
+    assert recorded(setup, response.json()["decision_id"])["decision"] == "deny"
+    assert setup.upstream.seen == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "no_credential"),
+        ({"Authorization": "Bearer e30.e30.e30"}, "credential_alg_not_allowed"),
+        ({"Authorization": "Bearer not-a-token"}, "credential_malformed_token"),
+    ],
+)
+def test_unauthenticated_calls(setup: Setup, headers: dict[str, str], reason: str) -> None:
+    with setup.client(None) as client:
+        response = client.get("/ledger/invoices", headers=headers)
+    assert (response.status_code, response.json()["reason"]) == (401, reason)
+    assert recorded(setup, response.json()["decision_id"])["decision"] == "deny"
+    assert setup.upstream.seen == []
+
+
+def test_certificate_from_another_ca_fails_the_handshake(setup: Setup) -> None:
+    cert, key = rogue_ca()  # a self-signed CA presented as a client certificate
+    from cryptography.hazmat.primitives import serialization
+
+    directory = setup.root / "rogue-client"
+    directory.mkdir()
+    (directory / "svid.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with setup.client(directory) as client, pytest.raises(httpx.TransportError):
+        client.get("/ledger/invoices")
+
+
+def test_jwt_svid_bearer_for_this_gateway_only(setup: Setup) -> None:
+    gateway_id = setup.gateway.spiffe_id
+    good = setup.authority.issuer.issue_agent_jwt("invoice-bot", [gateway_id]).token
+    other = setup.authority.issuer.issue_agent_jwt("invoice-bot", ["spiffe://example.org/svc/x"])
+    with setup.client(None) as client:
+        ok = client.get("/ledger/invoices", headers={"Authorization": f"Bearer {good}"})
+        assert ok.status_code == 200, ok.text
+        assert (
+            recorded(setup, ok.headers["x-warden-decision-id"])["request"]["context"]["authn"]
+            == "jwt"
+        )
+        wrong = client.get("/ledger/invoices", headers={"Authorization": f"Bearer {other.token}"})
+        assert (wrong.status_code, wrong.json()["reason"]) == (401, "credential_wrong_audience")
+
+
+def test_revocation_bites_on_an_open_connection(setup: Setup) -> None:
+    with setup.client(setup.creds("invoice-bot")) as client:
+        assert client.get("/ledger/invoices").status_code == 200
+        setup.authority.agents.revoke("invoice-bot", "compromised")
+        response = client.get("/ledger/invoices")  # same keep-alive TLS connection
+    assert (response.status_code, response.json()["reason"]) == (
+        401,
+        "credential_principal_revoked",
+    )
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["X-Forwarded-Client-Cert", "X-Warden-Agent", "X-Warden-Decision", "X-SSL-Client-Cert"],
+)
+def test_identity_headers_from_clients_are_refused(setup: Setup, header: str) -> None:
+    with setup.client(setup.creds("invoice-bot")) as client:
+        response = client.get(
+            "/ledger/invoices", headers={header: "spiffe://example.org/agent/admin"}
+        )
+    assert (response.status_code, response.json()["reason"]) == (400, "spoofed_identity_header")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"/ledger/../customers",
+        b"/ledger/%2e%2e/customers",
+        b"/ledger%2f..%2fcustomers",
+        b"//ledger",
+        b"/ledger/%c0%ae",
+    ],
+)
+def test_path_tricks(setup: Setup, raw: bytes) -> None:
+    creds = setup.creds("invoice-bot")
+    context = context_for(creds, setup.gateway.credentials.ca_file)
+    with (
+        socket.create_connection(("127.0.0.1", setup.gateway.port)) as sock,
+        context.wrap_socket(sock, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(b"GET " + raw + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
+    assert setup.upstream.seen == []
+
+
+def test_unknown_route_and_duplicate_parameters(setup: Setup) -> None:
+    with setup.client(setup.creds("invoice-bot")) as client:
+        unknown = client.get("/nowhere")
+        assert (unknown.status_code, unknown.json()["reason"]) == (403, "unknown_route")
+        twice = client.get("/ledger/invoices?limit=5&limit=5000")
+        assert (twice.status_code, twice.json()["reason"]) == (400, "ambiguous_request")
+
+
+def test_oversize_body(setup: Setup) -> None:
+    with setup.client(setup.creds("invoice-bot")) as client:
+        response = client.post("/ledger/invoices", content=b"x" * (1024 * 1024 + 10))
+    assert (response.status_code, response.json()["reason"]) == (413, "body_too_large")
+
+
+def test_upstream_with_the_wrong_identity_and_upstream_down(setup: Setup) -> None:
+    with setup.client(setup.creds("invoice-bot")) as client:
+        wrong = client.get("/wrong/x")
+        assert (wrong.status_code, wrong.json()["reason"]) == (502, "upstream_identity_mismatch")
+        assert setup.impostor.seen == []  # not a byte of the request was sent
+        down = client.get("/down/x")
+        assert (down.status_code, down.json()["reason"]) == (502, "upstream_unavailable")
+        assert recorded(setup, down.json()["decision_id"])["decision"] == "allow"
+
+
+def test_the_upstream_refuses_direct_and_replayed_calls(setup: Setup) -> None:
+    agent = setup.creds("invoice-bot")
+    direct = httpx.Client(
+        base_url=setup.upstream.url,
+        timeout=10,
+        verify=context_for(agent, setup.gateway.credentials.ca_file),
+    )
+    with direct:
+        assert direct.get("/ledger/invoices").json() == {"error": "missing"}
+        with setup.client(agent) as client:
+            client.get("/ledger/invoices")
+        token = setup.upstream.seen[-1]["headers"]["x-warden-decision"]
+        replay = direct.get("/ledger/invoices", headers={"X-Warden-Decision": token})
+        assert replay.json() == {"error": "replayed"}
+        altered = direct.get("/ledger/invoices?limit=999", headers={"X-Warden-Decision": token})
+        assert altered.json()["error"] in ("wrong_request", "replayed")
+
+
+def test_obligations_redact_and_cap(setup: Setup) -> None:
+    with setup.client(setup.creds("triage-bot")) as client:
+        denied = client.get("/customers")  # PHI without a destination region... in region
+        body = denied.json()
+    # The route declares the region; the default pack caps PHI reads at 5 records.
+    assert denied.status_code == 200, body
+    assert len(body["records"]) == 5
+    assert denied.headers["x-warden-obligations"] == "max_records:5"
+
+
+def test_records_are_durable_before_the_answer(setup: Setup) -> None:
+    with setup.client(setup.creds("invoice-bot")) as client:
+        ids = [client.get("/ledger/invoices").headers["x-warden-decision-id"] for _ in range(5)]
+    with setup.authority.store.begin() as conn:
+        stored = set(conn.execute(select(schema.decision_records.c.decision_id)).scalars())
+    assert set(ids) <= stored
+
+
+def test_gateway_svid_rotates_without_failed_requests(setup: Setup) -> None:
+    import threading
+
+    failures: list[object] = []
+    stop = threading.Event()
+    creds = setup.creds("invoice-bot")
+
+    def load() -> None:
+        try:
+            with setup.client(creds) as client:
+                while not stop.is_set():
+                    status = client.get("/ledger/invoices").status_code
+                    if status != 200:
+                        failures.append(status)
+        except Exception as exc:  # a failed request, not only a non-200 answer
+            failures.append(exc)
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    before = setup.gateway.credentials.certfile.read_bytes()
+    for _ in range(3):
+        setup.gateway.renew_svid()
+        threading.Event().wait(0.2)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    assert setup.gateway.credentials.certfile.read_bytes() != before
+    assert failures == []
+    with setup.client(setup.creds("invoice-bot")) as client:  # a new connection, new SVID
+        assert client.get("/ledger/invoices").status_code == 200

@@ -1,0 +1,117 @@
+"""A real upstream service on 127.0.0.1 for gateway tests and benchmarks: uvicorn with mTLS
+(client certificates required), trusting only calls that carry a valid X-Warden-Decision."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from tests.support.creds import write_svid
+from warden.identity.authority import IdentityAuthority
+from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
+from warden.upstream import DecisionRejected, DecisionVerifier
+
+PAYLOAD = {
+    "records": [{"id": i, "name": f"customer {i}", "ssn": f"000-00-{i:04d}"} for i in range(12)]
+}
+
+
+class Upstream:
+    """``require_decision=False`` gives a plain mTLS service (the benchmark's direct baseline)."""
+
+    def __init__(
+        self,
+        authority: IdentityAuthority,
+        root: Path,
+        *,
+        name: str = "ledger",
+        require_decision: bool = True,
+        present_as: str | None = None,
+    ) -> None:
+        self.spiffe_id = f"spiffe://{authority.trust_domain}/svc/{name}"
+        issued = authority.issuer.issue_service_x509(
+            present_as or name, dns_names=["localhost"], ip_addresses=["127.0.0.1"]
+        )
+        self.creds = write_svid(root / f"upstream-{name}", issued, authority.ca.bundle.to_pem())
+        self.verifier = DecisionVerifier.from_bundle_file(self.creds / "bundle.pem", self.spiffe_id)
+        self.require_decision = require_decision
+        self.seen: list[dict[str, Any]] = []
+        context = server_ssl_context(
+            certfile=self.creds / "svid.pem",
+            keyfile=self.creds / "key.pem",
+            ca_file=self.creds / "bundle.pem",
+            require_client_cert=True,
+        )
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=0,
+            http=MtlsHttpToolsProtocol,
+            ssl_certfile=str(self.creds / "svid.pem"),
+            ssl_context_factory=lambda _c, _d: context,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            interface="asgi3",
+        )
+        self._server = uvicorn.Server(config)
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        path = scope["raw_path"].decode() + (
+            "?" + scope["query_string"].decode() if scope["query_string"] else ""
+        )
+        status, answer = 200, dict(PAYLOAD)
+        if self.require_decision:
+            try:
+                claims = self.verifier.verify(
+                    headers.get("x-warden-decision"), scope["method"], path, body
+                )
+                answer = {
+                    **PAYLOAD,
+                    "agent": claims["sub"],
+                    "decision_id": claims["wdn"],
+                    "api_key": headers.get("x-api-key"),
+                }
+            except DecisionRejected as exc:
+                status, answer = 403, {"error": exc.code}
+        self.seen.append({"path": path, "headers": headers, "status": status})
+        data = json.dumps(answer).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+    def start(self) -> Upstream:
+        thread = threading.Thread(target=lambda: asyncio.run(self._server.serve()), daemon=True)
+        thread.start()
+        while not self._server.started:
+            threading.Event().wait(0.02)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True

@@ -336,3 +336,73 @@ def test_gateway_svid_rotates_without_failed_requests(setup: Setup) -> None:
     assert failures == []
     with setup.client(setup.creds("invoice-bot")) as client:  # a new connection, new SVID
         assert client.get("/ledger/invoices").status_code == 200
+
+
+def test_a_gateway_with_a_stale_feed_denies_everything(
+    authority: IdentityAuthority, tmp_path: Path
+) -> None:
+    """A gateway following the control plane over HTTP: cut it off and it fails closed."""
+    from warden.identity.feed_client import HttpFeedFollower
+    from warden.server.run import ControlPlaneServer
+
+    plane = ControlPlaneServer(authority, host="127.0.0.1", port=0).start_in_thread()
+    upstream = Upstream(authority, tmp_path).start()
+    issued = authority.issuer.issue_service_x509("gateway")
+    gw_creds = write_svid(tmp_path / "gw-feed", issued, authority.ca.bundle.to_pem())
+    follower = HttpFeedFollower(
+        plane.url,
+        context_for(gw_creds, plane.credentials.ca_file),
+        max_staleness_s=1.0,
+        poll_wait_s=0.2,
+    ).start()
+    routes = parse_routes(
+        {
+            "routes": [
+                {
+                    "prefix": "/ledger",
+                    "upstream": upstream.url,
+                    "upstream_id": upstream.spiffe_id,
+                    "resource": {
+                        "type": "Endpoint",
+                        "id": "ledger/invoices",
+                        "properties": FINANCE,
+                    },
+                }
+            ]
+        }
+    )
+    gateway = GatewayServer(
+        authority, routes=routes, host="127.0.0.1", port=0, status=follower
+    ).start_in_thread()
+    try:
+        agent = authority.agents.register("invoice-bot", owner="qa", groups=["finance"])
+        gateway.engine.set_signals("risk", {agent.spiffe_id: {"score": 1}})
+        creds = write_svid(
+            tmp_path / "agent",
+            authority.issuer.issue_agent_x509("invoice-bot"),
+            authority.ca.bundle.to_pem(),
+        )
+        with httpx.Client(
+            base_url=gateway.url, timeout=10, verify=context_for(creds, gateway.credentials.ca_file)
+        ) as client:
+            import time
+
+            deadline = time.monotonic() + 3
+            while client.get("/ledger/x").status_code != 200:
+                assert time.monotonic() < deadline, "the new agent never reached the gateway"
+                time.sleep(0.05)
+            plane.stop()
+            time.sleep(1.5)
+            stale = client.get("/ledger/x")
+        assert (stale.status_code, stale.json()["reason"]) == (503, "status_unavailable")
+        assert recorded_in(authority, stale.json()["decision_id"]) == "deny"
+    finally:
+        gateway.stop()
+        follower.stop()
+        upstream.stop()
+
+
+def recorded_in(authority: IdentityAuthority, decision_id: str) -> str:
+    record = StoreDecisionRecorder(authority.store).get(decision_id)
+    assert record is not None
+    return str(record["decision"])

@@ -135,6 +135,27 @@ def serve(
 
 
 @app.command()
+@handle_errors
+def gateway(
+    routes: Annotated[Path | None, typer.Option(help="Route file (YAML)")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+) -> None:
+    """Run the enforcement gateway (mTLS or JWT-SVID in, mTLS to upstreams) until interrupted."""
+    from warden.enforce.routes import load_routes
+    from warden.enforce.server import GatewayServer
+
+    server = GatewayServer(
+        State.authority(),
+        routes=load_routes(routes) if routes is not None else None,
+        host=host,
+        port=port,
+    )
+    console.print(f"Warden gateway on [bold]{server.url}[/] as {server.spiffe_id}")
+    asyncio.run(server.serve())
+
+
+@app.command()
 def version() -> None:
     """Print Warden's version."""
     from warden import __version__

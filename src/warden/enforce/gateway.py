@@ -11,6 +11,7 @@ recorded: Warden fails closed.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from warden.enforce.upstream_client import UpstreamIdentityMismatch, UpstreamPoo
 from warden.errors import WardenError
 from warden.identity.authority import IdentityAuthority
 from warden.identity.errors import CredentialRejected
+from warden.identity.verifier import CredentialVerifier
 from warden.policy.engine import PolicyEngine
 from warden.policy.model import Decision, DecisionRequest, Reason, Resource, new_decision_id
 
@@ -105,6 +107,7 @@ class Gateway:
     upstreams: UpstreamPool
     signer: DecisionHeaderSigner
     spiffe_id: str
+    verifier: CredentialVerifier | None = None  # default: the authority's own
     inspectors: list[InspectionHook] = field(default_factory=list)
     throttles: Throttles = field(default_factory=Throttles)
     in_flight: dict[str, int] = field(default_factory=dict)
@@ -179,18 +182,17 @@ class Gateway:
                     "spoofed_identity_header",
                     f"identity headers from clients are refused ({lowered})",
                 )
+        verifier = self.verifier or self.authority.verifier
         tls = scope.get("extensions", {}).get("tls") or {}
         chain = tls.get("client_cert_chain") or []
         authorization = incoming.header(b"authorization") or ""
         try:
             if chain:
-                certs = [x509.load_pem_x509_certificate(pem.encode()) for pem in chain]
-                credential = self.authority.verifier.verify_x509(certs)
+                certs = [_certificate(pem) for pem in chain]
+                credential = verifier.verify_x509(certs)
                 incoming.authn = "mtls"
             elif authorization.lower().startswith("bearer "):
-                credential = self.authority.verifier.verify_jwt(
-                    authorization[7:].strip(), self.spiffe_id
-                )
+                credential = verifier.verify_jwt(authorization[7:].strip(), self.spiffe_id)
                 incoming.authn = "jwt"
             else:
                 raise Refused(401, "no_credential", "present an X.509-SVID or a JWT-SVID")
@@ -341,6 +343,12 @@ class Gateway:
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+@functools.lru_cache(maxsize=4096)
+def _certificate(pem: str) -> x509.Certificate:
+    """Parsed once per certificate, not once per request on a kept-alive connection."""
+    return x509.load_pem_x509_certificate(pem.encode())
 
 
 def _host(scope: dict[str, Any]) -> str:

@@ -23,7 +23,9 @@ from warden.enforce.routes import RouteTable, load_routes
 from warden.enforce.upstream_client import UpstreamPool, upstream_ssl_context
 from warden.errors import ConfigError
 from warden.identity.authority import IdentityAuthority
+from warden.identity.feed import PrincipalView
 from warden.identity.spiffe_id import SpiffeId
+from warden.identity.verifier import CredentialVerifier
 from warden.policy.engine import PolicyEngine
 from warden.policy.setup import open_policy_engine
 from warden.server.run import ServerCredentials, write_server_credentials
@@ -44,7 +46,10 @@ class GatewayServer:
         engine: PolicyEngine | None = None,
         host: str | None = None,
         port: int | None = None,
+        status: PrincipalView | None = None,
     ) -> None:
+        """``status``: where principal status comes from; by default the local store's feed,
+        or, for a gateway in its own process, an ``HttpFeedFollower`` of the control plane."""
         settings = authority.settings
         self.authority = authority
         self.host = host or settings.gateway_host
@@ -83,6 +88,11 @@ class GatewayServer:
             upstreams=UpstreamPool(self._upstream_context, settings.gateway_upstream_timeout_s),
             signer=self._signer(self.credentials),
             spiffe_id=self.spiffe_id,
+            verifier=None
+            if status is None
+            else CredentialVerifier(
+                lambda: authority.ca.bundle, status, clock_skew_s=settings.clock_skew_s
+            ),
         )
         config = uvicorn.Config(
             self.gateway,

@@ -1,0 +1,69 @@
+"""Child process of benchmarks/gateway.py: keep-alive mTLS load at a given concurrency.
+Prints one JSON object: requests per second and latencies (ms)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+
+async def worker(
+    session: aiohttp.ClientSession,
+    url: str,
+    deadline: float,
+    samples: list[float],
+    errors: list[int],
+) -> None:
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        async with session.get(url) as response:
+            await response.read()
+            if response.status != 200:
+                errors.append(response.status)
+        samples.append((time.perf_counter() - start) * 1000)
+
+
+async def run(url: str, creds: Path, concurrency: int, seconds: float) -> dict[str, float]:
+    context = ssl.create_default_context(cafile=str(creds / "bundle.pem"))
+    context.check_hostname = False
+    context.load_cert_chain(str(creds / "svid.pem"), str(creds / "key.pem"))
+    connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
+    samples: list[float] = []
+    errors: list[int] = []
+    async with aiohttp.ClientSession(connector=connector) as session:
+        warm = time.perf_counter() + min(1.0, seconds / 4)
+        await asyncio.gather(*(worker(session, url, warm, [], []) for _ in range(concurrency)))
+        start = time.perf_counter()
+        deadline = start + seconds
+        await asyncio.gather(
+            *(worker(session, url, deadline, samples, errors) for _ in range(concurrency))
+        )
+        elapsed = time.perf_counter() - start
+    samples.sort()
+    return {
+        "rps": len(samples) / elapsed,
+        "p50_ms": samples[len(samples) // 2],
+        "p99_ms": samples[int(len(samples) * 0.99)],
+        "requests": len(samples),
+        "errors": len(errors),
+    }
+
+
+def main() -> None:
+    url, creds, concurrency, seconds = (
+        sys.argv[1],
+        Path(sys.argv[2]),
+        int(sys.argv[3]),
+        float(sys.argv[4]),
+    )
+    print(json.dumps(asyncio.run(run(url, creds, concurrency, seconds))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Child process of benchmarks/gateway.py: an mTLS upstream returning 1 KB of JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
+
+BODY = json.dumps(
+    {"records": [{"id": i, "name": f"customer {i:03d}", "tier": "gold"} for i in range(24)]}
+).encode()[:1024]
+BODY = json.dumps({"data": BODY.decode(errors="ignore")[:990]}).encode()
+
+
+async def app(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
+    while (await receive()).get("more_body"):
+        pass
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(BODY)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": BODY})
+
+
+def main() -> None:
+    creds, port = Path(sys.argv[1]), int(sys.argv[2])
+    context = server_ssl_context(
+        certfile=creds / "svid.pem",
+        keyfile=creds / "key.pem",
+        ca_file=creds / "bundle.pem",
+        require_client_cert=True,
+    )
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=MtlsHttpToolsProtocol,
+        loop="uvloop",
+        ssl_certfile=str(creds / "svid.pem"),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        interface="asgi3",
+        ssl_context_factory=lambda _c, _d: context,
+    )
+
+
+if __name__ == "__main__":
+    main()

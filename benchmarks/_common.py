@@ -15,10 +15,14 @@ from rich.console import Console
 from rich.table import Table
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def parse_args(
+    description: str, extra: list[tuple[str, type, Any, str]] | None = None
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="finish in under a minute")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures here")
+    for flag, kind, default, text in extra or []:
+        parser.add_argument(flag, type=kind, default=default, help=text)
     return parser.parse_args()
 
 

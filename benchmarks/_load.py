@@ -38,7 +38,10 @@ async def run(url: str, creds: Path, concurrency: int, seconds: float) -> dict[s
     errors: list[int] = []
     async with aiohttp.ClientSession(connector=connector) as session:
         warm = time.perf_counter() + min(1.0, seconds / 4)
-        await asyncio.gather(*(worker(session, url, warm, [], []) for _ in range(concurrency)))
+        warm_samples: list[float] = []
+        await asyncio.gather(
+            *(worker(session, url, warm, warm_samples, []) for _ in range(concurrency))
+        )
         start = time.perf_counter()
         deadline = start + seconds
         await asyncio.gather(
@@ -51,6 +54,7 @@ async def run(url: str, creds: Path, concurrency: int, seconds: float) -> dict[s
         "p50_ms": samples[len(samples) // 2],
         "p99_ms": samples[int(len(samples) * 0.99)],
         "requests": len(samples),
+        "all_requests": len(samples) + len(warm_samples),
         "errors": len(errors),
     }
 

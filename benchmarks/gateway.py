@@ -1,7 +1,8 @@
 """Gateway benchmark: the same load (a local upstream returning 1 KB of JSON) direct and
 through the gateway, with mTLS on both legs, a decision and a durable (fsynced) record per
-request, at 1 and 32 concurrent connections, in one run. The load generator and the upstream
-run in their own processes; the gateway runs in this one, whose CPU time is the gateway's.
+request, at 1 and 32 concurrent connections, in one run. The load generator, the upstream and
+the gateway (`warden gateway`) each run in their own processes; the gateway's CPU time is read
+from /proc.
 
     python benchmarks/gateway.py [--quick] [--json PATH]
 
@@ -11,6 +12,7 @@ gateway_rps_c32, throughput_ratio_c32, gateway_cpu_ms_per_req, fsync_p50_ms.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -27,8 +29,6 @@ from tests.support.creds import write_svid
 from _common import parse_args, percentile, report
 from warden.audit.group_commit import fsync_probe
 from warden.config import load_settings
-from warden.enforce.routes import parse_routes
-from warden.enforce.server import GatewayServer
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca import CertificateAuthority, FileKeyManager
 from warden.store import open_store
@@ -42,6 +42,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_for_port(port: int) -> None:
+    for _ in range(400):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    total = 0.0
+    for each in pids:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def load(url: str, creds: Path, concurrency: int, seconds: float) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, str(HERE / "_load.py"), url, str(creds), str(concurrency), str(seconds)],
@@ -53,41 +79,42 @@ def load(url: str, creds: Path, concurrency: int, seconds: float) -> dict[str, f
     return dict(json.loads(out.stdout))
 
 
+def setup(root: Path) -> tuple[Path, Path, Path]:
+    """A trust domain, an upstream SVID, an agent SVID; returns (state, upstream, agent)."""
+    settings = load_settings(state_dir=root / "state")
+    settings.state_dir.mkdir(mode=0o700)
+    store = open_store(settings.database)
+    keys = FileKeyManager.create(settings.state_dir / "keys", settings.key_file)
+    CertificateAuthority.initialise(store, keys, settings, "bench.example")
+    authority = IdentityAuthority.from_parts(settings, store, keys)
+    bundle = authority.ca.bundle.to_pem()
+    upstream = write_svid(
+        root / "upstream",
+        authority.issuer.issue_service_x509(
+            "ledger", dns_names=["localhost"], ip_addresses=["127.0.0.1"]
+        ),
+        bundle,
+    )
+    authority.agents.register("bench-bot", owner="bench", groups=["finance"])
+    agent = write_svid(root / "agent", authority.issuer.issue_agent_x509("bench-bot"), bundle)
+    store.dispose()
+    return settings.state_dir, upstream, agent
+
+
 def main() -> None:
     args = parse_args(__doc__ or "")
     seconds = 3.0 if args.quick else 10.0
+    results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="warden-gw-bench-") as tmp:
         root = Path(tmp)
-        settings = load_settings(state_dir=root / "state")
-        settings.state_dir.mkdir(mode=0o700)
-        store = open_store(settings.database)
-        keys = FileKeyManager.create(settings.state_dir / "keys", settings.key_file)
-        CertificateAuthority.initialise(store, keys, settings, "bench.example")
-        authority = IdentityAuthority.from_parts(settings, store, keys)
-        bundle = authority.ca.bundle.to_pem()
-        upstream_creds = write_svid(
-            root / "upstream",
-            authority.issuer.issue_service_x509(
-                "ledger", dns_names=["localhost"], ip_addresses=["127.0.0.1"]
-            ),
-            bundle,
-        )
-        agent = authority.agents.register("bench-bot", owner="bench", groups=["finance"])
-        agent_creds = write_svid(
-            root / "agent", authority.issuer.issue_agent_x509("bench-bot"), bundle
-        )
+        state, upstream_creds, agent_creds = setup(root)
         port = free_port()
         upstream = subprocess.Popen(
             [sys.executable, str(HERE / "_upstream.py"), str(upstream_creds), str(port)]
         )
-        try:
-            for _ in range(200):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            routes = parse_routes(
+        routes = root / "routes.yaml"
+        routes.write_text(
+            json.dumps(
                 {
                     "routes": [
                         {
@@ -104,45 +131,58 @@ def main() -> None:
                     ]
                 }
             )
-            gateway = GatewayServer(
-                authority, routes=routes, host="127.0.0.1", port=0
-            ).start_in_thread()
-            gateway.engine.set_signals("risk", {agent.spiffe_id: {"score": 10}})
+        )
+        try:
+            wait_for_port(port)
             direct_url = f"https://127.0.0.1:{port}/ledger/invoices?limit=10"
-            gateway_url = f"{gateway.url}/ledger/invoices?limit=10"
-            results = {}
             for concurrency in (1, 32):
                 results[f"direct_c{concurrency}"] = load(
                     direct_url, agent_creds, concurrency, seconds
                 )
-                cpu_before = os.times()
-                results[f"gateway_c{concurrency}"] = load(
-                    gateway_url, agent_creds, concurrency, seconds
+                gateway_port = free_port()
+                gateway = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "warden.cli.main",
+                        "--state-dir",
+                        str(state),
+                        "gateway",
+                        "--routes",
+                        str(routes),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(gateway_port),
+                    ],
+                    stdout=subprocess.DEVNULL,
                 )
-                cpu_after = os.times()
-                results[f"cpu_c{concurrency}"] = {
-                    "seconds": (cpu_after.user - cpu_before.user)
-                    + (cpu_after.system - cpu_before.system)
-                }
-            gateway.stop()
+                try:
+                    wait_for_port(gateway_port)
+                    url = f"https://localhost:{gateway_port}/ledger/invoices?limit=10"
+                    load(url, agent_creds, 4, 1.0)  # the gateway up and warm
+                    before = cpu_seconds(gateway.pid)
+                    results[f"gateway_c{concurrency}"] = load(
+                        url, agent_creds, concurrency, seconds
+                    )
+                    results[f"cpu_c{concurrency}"] = {"seconds": cpu_seconds(gateway.pid) - before}
+                finally:
+                    gateway.terminate()
+                    gateway.wait()
             fsyncs = [
                 fsync_probe(root / "fsync.probe") * 1000 for _ in range(50 if args.quick else 200)
             ]
         finally:
             upstream.terminate()
             upstream.wait()
-            store.dispose()
-    served = results["gateway_c1"]["requests"] + results["gateway_c32"]["requests"]
+    served = results["gateway_c1"]["all_requests"] + results["gateway_c32"]["all_requests"]
     cpu = results["cpu_c1"]["seconds"] + results["cpu_c32"]["seconds"]
+    g1, d1 = results["gateway_c1"], results["direct_c1"]
     figures = {
-        "direct_rps_c1": round(results["direct_c1"]["rps"], 1),
-        "gateway_rps_c1": round(results["gateway_c1"]["rps"], 1),
-        "added_p50_ms_c1": round(
-            results["gateway_c1"]["p50_ms"] - results["direct_c1"]["p50_ms"], 3
-        ),
-        "added_p99_ms_c1": round(
-            results["gateway_c1"]["p99_ms"] - results["direct_c1"]["p99_ms"], 3
-        ),
+        "direct_rps_c1": round(d1["rps"], 1),
+        "gateway_rps_c1": round(g1["rps"], 1),
+        "added_p50_ms_c1": round(g1["p50_ms"] - d1["p50_ms"], 3),
+        "added_p99_ms_c1": round(g1["p99_ms"] - d1["p99_ms"], 3),
         "direct_rps_c32": round(results["direct_c32"]["rps"], 1),
         "gateway_rps_c32": round(results["gateway_c32"]["rps"], 1),
         "throughput_ratio_c32": round(

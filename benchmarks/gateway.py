@@ -102,7 +102,7 @@ def setup(root: Path) -> tuple[Path, Path, Path]:
 
 
 def main() -> None:
-    args = parse_args(__doc__ or "")
+    args = parse_args(__doc__ or "", extra=[("--workers", int, 1, "gateway processes")])
     seconds = 3.0 if args.quick else 10.0
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="warden-gw-bench-") as tmp:
@@ -154,6 +154,8 @@ def main() -> None:
                         "127.0.0.1",
                         "--port",
                         str(gateway_port),
+                        "--workers",
+                        str(args.workers),
                     ],
                     stdout=subprocess.DEVNULL,
                 )

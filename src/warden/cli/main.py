@@ -140,10 +140,25 @@ def gateway(
     routes: Annotated[Path | None, typer.Option(help="Route file (YAML)")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes sharing the port")] = 1,
 ) -> None:
     """Run the enforcement gateway (mTLS or JWT-SVID in, mTLS to upstreams) until interrupted."""
     from warden.enforce.routes import load_routes
-    from warden.enforce.server import GatewayServer
+    from warden.enforce.server import GatewayServer, run_workers
+
+    if workers > 1:
+        settings = load_settings(
+            state_dir=State.state_dir,
+            database_url=State.database_url,
+            gateway_host=host,
+            gateway_port=port,
+        )
+        console.print(
+            f"Warden gateway on https://{settings.gateway_host}:"
+            f"{settings.gateway_port} with {workers} workers"
+        )
+        run_workers(settings, routes or settings.gateway_routes, workers)
+        return
 
     server = GatewayServer(
         State.authority(),

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
+import socket
 import threading
 from pathlib import Path
 
@@ -17,12 +19,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from warden.audit.group_commit import GroupCommitRecorder
 from warden.clock import utcnow
+from warden.config import Settings
 from warden.enforce.decision_header import DecisionHeaderSigner
 from warden.enforce.gateway import Gateway
 from warden.enforce.routes import RouteTable, load_routes
 from warden.enforce.upstream_client import UpstreamPool, upstream_ssl_context
 from warden.errors import ConfigError
-from warden.identity.authority import IdentityAuthority
+from warden.identity.authority import IdentityAuthority, open_authority
 from warden.identity.feed import PrincipalView
 from warden.identity.spiffe_id import SpiffeId
 from warden.identity.verifier import CredentialVerifier
@@ -47,6 +50,7 @@ class GatewayServer:
         host: str | None = None,
         port: int | None = None,
         status: PrincipalView | None = None,
+        instance: str = "",
     ) -> None:
         """``status``: where principal status comes from; by default the local store's feed,
         or, for a gateway in its own process, an ``HttpFeedFollower`` of the control plane."""
@@ -62,9 +66,10 @@ class GatewayServer:
         self.spiffe_id = str(
             SpiffeId.for_principal(authority.trust_domain, "svc", settings.gateway_name)
         )
+        # Each worker process keeps its own SVID files: ``instance`` names its directory.
         self.credentials = write_server_credentials(
             authority,
-            settings.state_dir / "run" / settings.gateway_name,
+            settings.state_dir / "run" / settings.gateway_name / (instance or "main"),
             self.host,
             name=settings.gateway_name,
         )
@@ -120,10 +125,11 @@ class GatewayServer:
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
 
-    async def serve(self) -> None:
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve until stopped; ``sockets``: a listening socket shared by worker processes."""
         duties = asyncio.gather(self._follow_feed(), self._renew_svid())
         try:
-            await self._server.serve()
+            await self._server.serve(sockets=sockets)
         finally:
             duties.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -186,5 +192,43 @@ class GatewayServer:
         self.recorder.close()
 
 
-def routes_from(path: Path | None) -> RouteTable | None:
-    return load_routes(path) if path is not None else None
+def run_workers(settings: Settings, routes: Path | None, workers: int) -> None:
+    """Serve the gateway from ``workers`` processes sharing one listening socket.
+
+    Gateways are stateless: each worker opens its own store connections, policy engine and
+    recorder, and follows the feed; the kernel spreads connections across them.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this: small responses are not held back by Nagle.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((settings.gateway_host, settings.gateway_port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker
+            try:
+                authority = open_authority(settings)
+                server = GatewayServer(
+                    authority,
+                    routes=load_routes(routes) if routes else None,
+                    instance=str(os.getpid()),
+                )
+                asyncio.run(server.serve(sockets=[sock]))
+            finally:
+                os._exit(0)
+        children.append(pid)
+    sock.close()
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child, 0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +26,7 @@ from warden.identity.authority import IdentityAuthority, file_key_manager
 from warden.identity.ca import CertificateAuthority, FileKeyManager
 from warden.identity.ca.keys import write_private_file
 from warden.store import open_store
+from warden.transport.loop import run as run_loop
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -131,7 +131,7 @@ def serve(
         f"Warden control plane on [bold]{server.url}[/] "
         f"(trust domain {State.authority().trust_domain})"
     )
-    asyncio.run(server.serve())
+    run_loop(server.serve())
 
 
 @app.command()
@@ -167,7 +167,7 @@ def gateway(
         port=port,
     )
     console.print(f"Warden gateway on [bold]{server.url}[/] as {server.spiffe_id}")
-    asyncio.run(server.serve())
+    run_loop(server.serve())
 
 
 @app.command()

@@ -32,6 +32,7 @@ from warden.identity.verifier import CredentialVerifier
 from warden.policy.engine import PolicyEngine
 from warden.policy.setup import open_policy_engine
 from warden.server.run import ServerCredentials, write_server_credentials
+from warden.transport.loop import run as run_loop
 from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
 
 log = logging.getLogger("warden.gateway")
@@ -173,7 +174,7 @@ class GatewayServer:
 
     def start_in_thread(self, timeout_s: float = 10.0) -> GatewayServer:
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(self.serve()), daemon=True, name="warden-gateway"
+            target=lambda: run_loop(self.serve()), daemon=True, name="warden-gateway"
         )
         self._thread.start()
         deadline = utcnow().timestamp() + timeout_s
@@ -216,7 +217,7 @@ def run_workers(settings: Settings, routes: Path | None, workers: int) -> None:
                     routes=load_routes(routes) if routes else None,
                     instance=str(os.getpid()),
                 )
-                asyncio.run(server.serve(sockets=[sock]))
+                run_loop(server.serve(sockets=[sock]))
             finally:
                 os._exit(0)
         children.append(pid)

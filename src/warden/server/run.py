@@ -29,6 +29,7 @@ from warden.identity.workload_api import WorkloadApi, WorkloadApiServer
 from warden.policy.admin import AdminAuthorizer
 from warden.policy.setup import bundle_path, open_policy_engine
 from warden.server.app import create_app
+from warden.transport.loop import run as run_loop
 from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
 
 log = logging.getLogger("warden.server")
@@ -200,7 +201,7 @@ class ControlPlaneServer:
     def start_in_thread(self, timeout_s: float = 10.0) -> ControlPlaneServer:
         """Start serving in a daemon thread and wait until it listens."""
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(self.serve()), daemon=True, name="warden-control-plane"
+            target=lambda: run_loop(self.serve()), daemon=True, name="warden-control-plane"
         )
         self._thread.start()
         deadline = utcnow().timestamp() + timeout_s

@@ -406,3 +406,87 @@ def recorded_in(authority: IdentityAuthority, decision_id: str) -> str:
     record = StoreDecisionRecorder(authority.store).get(decision_id)
     assert record is not None
     return str(record["decision"])
+
+
+def test_gateway_workers_share_one_port(
+    sqlite_authority: IdentityAuthority, tmp_path: Path
+) -> None:
+    """`warden gateway --workers 2`: separate processes, one port, every answer recorded.
+    (The CLI is pointed at the SQLite state directory, hence the SQLite store.)"""
+    authority = sqlite_authority
+    import json
+    import subprocess
+    import sys
+    import time
+
+    upstream = Upstream(authority, tmp_path).start()
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        json.dumps(
+            {
+                "routes": [
+                    {
+                        "prefix": "/ledger",
+                        "upstream": upstream.url,
+                        "upstream_id": upstream.spiffe_id,
+                        "resource": {
+                            "type": "Endpoint",
+                            "id": "ledger/invoices",
+                            "properties": FINANCE,
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    authority.agents.register("invoice-bot", owner="qa", groups=["finance"])
+    creds = write_svid(
+        tmp_path / "agent",
+        authority.issuer.issue_agent_x509("invoice-bot"),
+        authority.ca.bundle.to_pem(),
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gateway = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "warden.cli.main",
+            "--state-dir",
+            str(authority.settings.state_dir),
+            "gateway",
+            "--routes",
+            str(routes),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        ids = []
+        while len(ids) < 6:
+            assert time.monotonic() < deadline, "the workers did not answer"
+            try:
+                # New connections each time, so the kernel can hand them to either worker.
+                with httpx.Client(
+                    timeout=5, verify=context_for(creds, creds / "bundle.pem")
+                ) as client:
+                    response = client.get(f"https://localhost:{port}/ledger/x")
+            except httpx.TransportError:
+                time.sleep(0.2)
+                continue
+            assert response.status_code == 200, response.text
+            ids.append(response.headers["x-warden-decision-id"])
+        for decision_id in ids:
+            assert recorded_in(authority, decision_id) == "allow"
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=15)
+        upstream.stop()

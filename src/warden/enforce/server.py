@@ -32,6 +32,7 @@ from warden.identity.verifier import CredentialVerifier
 from warden.policy.engine import PolicyEngine
 from warden.policy.setup import open_policy_engine
 from warden.server.run import ServerCredentials, write_server_credentials
+from warden.transport import serving
 from warden.transport.loop import run as run_loop
 from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
 
@@ -128,7 +129,12 @@ class GatewayServer:
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve until stopped; ``sockets``: a listening socket shared by worker processes."""
-        duties = asyncio.gather(self._follow_feed(), self._renew_svid())
+        duties = asyncio.gather(
+            serving.every(
+                FEED_POLL_S, self.authority.status.catch_up, "following the principal feed"
+            ),
+            self._renew_svid(),
+        )
         try:
             await self._server.serve(sockets=sockets)
         finally:
@@ -136,14 +142,6 @@ class GatewayServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await duties
             await self.gateway.upstreams.close()
-
-    async def _follow_feed(self) -> None:
-        while True:
-            await asyncio.sleep(FEED_POLL_S)
-            try:
-                await asyncio.to_thread(self.authority.status.catch_up)
-            except Exception as exc:  # the view goes stale, then every request is denied
-                log.warning("principal feed unreadable: %s", exc)
 
     async def _renew_svid(self) -> None:
         while True:
@@ -173,23 +171,14 @@ class GatewayServer:
         self.credentials = creds
 
     def start_in_thread(self, timeout_s: float = 10.0) -> GatewayServer:
-        self._thread = threading.Thread(
-            target=lambda: run_loop(self.serve()), daemon=True, name="warden-gateway"
+        self._thread, port = serving.start_in_thread(
+            self._server, self.serve, "warden-gateway", timeout_s
         )
-        self._thread.start()
-        deadline = utcnow().timestamp() + timeout_s
-        while not self._server.started:
-            if utcnow().timestamp() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the gateway did not start")
-            threading.Event().wait(0.02)
-        if self.port == 0:
-            self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.port = port
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        serving.stop(self._server, self._thread)
         self.recorder.close()
 
 

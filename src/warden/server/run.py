@@ -29,7 +29,7 @@ from warden.identity.workload_api import WorkloadApi, WorkloadApiServer
 from warden.policy.admin import AdminAuthorizer
 from warden.policy.setup import bundle_path, open_policy_engine
 from warden.server.app import create_app
-from warden.transport.loop import run as run_loop
+from warden.transport import serving
 from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
 
 log = logging.getLogger("warden.server")
@@ -140,7 +140,14 @@ class ControlPlaneServer:
         await self.workload_api.start()
         self.policy.administrator.watch(bundle_path(self.authority))
         duties = asyncio.gather(
-            self._follow_feed(), self._renew_svid(), self._follow_ca(), self._follow_work_orders()
+            serving.every(
+                FEED_POLL_S, self.authority.status.catch_up, "following the principal feed"
+            ),
+            self._renew_svid(),
+            self._follow_ca(),
+            serving.every(
+                WORK_ORDER_POLL_S, self.policy.reload_work_orders, "reloading work orders"
+            ),
         )
         try:
             await self._server.serve()
@@ -150,23 +157,6 @@ class ControlPlaneServer:
             duties.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await duties
-
-    async def _follow_feed(self) -> None:
-        while True:
-            await asyncio.sleep(FEED_POLL_S)
-            try:
-                await asyncio.to_thread(self.authority.status.catch_up)
-            except Exception as exc:  # the view goes stale and then refuses to answer
-                log.warning("principal feed unreadable: %s", exc)
-
-    async def _follow_work_orders(self) -> None:
-        """Pick up work orders issued or closed by another process (`warden workorder`)."""
-        while True:
-            await asyncio.sleep(WORK_ORDER_POLL_S)
-            try:
-                await asyncio.to_thread(self.policy.reload_work_orders)
-            except Exception as exc:
-                log.warning("cannot reload work orders: %s", exc)
 
     async def _follow_ca(self) -> None:
         """Pick up a rotation made by another process (`warden ca rotate`)."""
@@ -200,20 +190,11 @@ class ControlPlaneServer:
 
     def start_in_thread(self, timeout_s: float = 10.0) -> ControlPlaneServer:
         """Start serving in a daemon thread and wait until it listens."""
-        self._thread = threading.Thread(
-            target=lambda: run_loop(self.serve()), daemon=True, name="warden-control-plane"
+        self._thread, port = serving.start_in_thread(
+            self._server, self.serve, "warden-control-plane", timeout_s
         )
-        self._thread.start()
-        deadline = utcnow().timestamp() + timeout_s
-        while not self._server.started:
-            if utcnow().timestamp() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the control plane did not start")
-            threading.Event().wait(0.02)
-        if self.port == 0:
-            self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.port = port
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        serving.stop(self._server, self._thread)

@@ -76,6 +76,8 @@ class Setup:
                 ]
             }
         )
+        self.bundle = root / "client-bundle.pem"
+        self.bundle.write_bytes(authority.ca.bundle.to_pem())
         self.gateway = GatewayServer(
             authority, routes=routes, host="127.0.0.1", port=0
         ).start_in_thread()
@@ -93,11 +95,12 @@ class Setup:
         return write_svid(self.root / f"agent-{name}", issued, self.authority.ca.bundle.to_pem())
 
     def client(self, creds: Path | None, **kw: object) -> httpx.Client:
+        # The trust bundle as a client holds it (the gateway rewrites its own copy on renewal).
+        bundle = self.root / "client-bundle.pem"
+        if not bundle.exists():
+            bundle.write_bytes(self.authority.ca.bundle.to_pem())
         return httpx.Client(
-            base_url=self.gateway.url,
-            timeout=10,
-            verify=context_for(creds, self.gateway.credentials.ca_file),
-            **kw,
+            base_url=self.gateway.url, timeout=10, verify=context_for(creds, bundle), **kw
         )
 
     def stop(self) -> None:
@@ -312,23 +315,26 @@ def test_gateway_svid_rotates_without_failed_requests(setup: Setup) -> None:
     stop = threading.Event()
     creds = setup.creds("invoice-bot")
 
-    def load() -> None:
+    def load(new_connections: bool) -> None:
+        # Half the clients open a new TLS connection for every request, so handshakes run
+        # while the certificate is swapped.
+        headers = {"Connection": "close"} if new_connections else {}
         try:
             with setup.client(creds) as client:
                 while not stop.is_set():
-                    status = client.get("/ledger/invoices").status_code
+                    status = client.get("/ledger/invoices", headers=headers).status_code
                     if status != 200:
                         failures.append(status)
         except Exception as exc:  # a failed request, not only a non-200 answer
             failures.append(exc)
 
-    workers = [threading.Thread(target=load) for _ in range(4)]
+    workers = [threading.Thread(target=load, args=(i % 2 == 0,)) for i in range(4)]
     for worker in workers:
         worker.start()
     before = setup.gateway.credentials.certfile.read_bytes()
-    for _ in range(3):
+    for _ in range(10):
         setup.gateway.renew_svid()
-        threading.Event().wait(0.2)
+        threading.Event().wait(0.1)
     stop.set()
     for worker in workers:
         worker.join()

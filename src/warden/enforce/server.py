@@ -116,6 +116,7 @@ class GatewayServer:
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _signer(self, creds: ServerCredentials) -> DecisionHeaderSigner:
         chain = x509.load_pem_x509_certificates(creds.certfile.read_bytes())
@@ -129,6 +130,7 @@ class GatewayServer:
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve until stopped; ``sockets``: a listening socket shared by worker processes."""
+        self._loop = asyncio.get_running_loop()
         duties = asyncio.gather(
             serving.every(
                 FEED_POLL_S, self.authority.status.catch_up, "following the principal feed"
@@ -165,9 +167,14 @@ class GatewayServer:
             require_client_cert=False,
         )
         del scratch  # it loaded: the pair matches
-        self._server_context.load_cert_chain(certfile, keyfile)
-        self._upstream_context.load_cert_chain(certfile, keyfile)
-        self.gateway.signer = self._signer(creds)
+        signer = self._signer(creds)
+
+        def swap() -> None:
+            self._server_context.load_cert_chain(certfile, keyfile)
+            self._upstream_context.load_cert_chain(certfile, keyfile)
+            self.gateway.signer = signer
+
+        serving.on_loop(self._loop, swap)
         self.credentials = creds
 
     def start_in_thread(self, timeout_s: float = 10.0) -> GatewayServer:

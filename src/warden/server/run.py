@@ -130,6 +130,7 @@ class ControlPlaneServer:
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def url(self) -> str:
@@ -137,6 +138,7 @@ class ControlPlaneServer:
 
     async def serve(self) -> None:
         """Serve until stopped, with the feed follower and SVID renewal beside it."""
+        self._loop = asyncio.get_running_loop()
         await self.workload_api.start()
         self.policy.administrator.watch(bundle_path(self.authority))
         duties = asyncio.gather(
@@ -182,7 +184,10 @@ class ControlPlaneServer:
         creds = write_server_credentials(self.authority, self.credentials.directory, self.host)
         scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         scratch.load_cert_chain(str(creds.certfile), str(creds.keyfile))  # raises if mismatched
-        self._context.load_cert_chain(str(creds.certfile), str(creds.keyfile))
+        serving.on_loop(
+            self._loop,
+            lambda: self._context.load_cert_chain(str(creds.certfile), str(creds.keyfile)),
+        )
         self.credentials = creds
         log.info("control-plane SVID renewed; next renewal at %s", creds.renew_at)
 

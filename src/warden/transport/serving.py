@@ -4,6 +4,7 @@ background duties repeated on an interval off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -49,3 +50,32 @@ def stop(server: uvicorn.Server, thread: threading.Thread | None) -> None:
     server.should_exit = True
     if thread is not None:
         thread.join(timeout=10)
+
+
+def on_loop(loop: asyncio.AbstractEventLoop | None, change: Callable[[], None]) -> None:
+    """Run ``change`` on ``loop``'s thread and wait for it.
+
+    New TLS connections are set up on the event loop's thread. A certificate and key loaded
+    into a live SSL context are two steps; made on that thread, no handshake can start between
+    them with a certificate that does not match its key.
+    """
+    if loop is None or not loop.is_running():
+        change()
+        return
+    try:
+        if asyncio.get_running_loop() is loop:
+            change()
+            return
+    except RuntimeError:
+        pass  # not on any loop: hand over to the serving loop
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def apply() -> None:
+        try:
+            change()
+            done.set_result(None)
+        except BaseException as exc:
+            done.set_exception(exc)
+
+    loop.call_soon_threadsafe(apply)
+    done.result(timeout=10)

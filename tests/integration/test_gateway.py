@@ -496,3 +496,93 @@ def test_gateway_workers_share_one_port(
         gateway.terminate()
         gateway.wait(timeout=15)
         upstream.stop()
+
+
+def test_body_fields_reach_the_policy_and_long_urls_are_refused(setup: Setup) -> None:
+    with setup.client(setup.creds("invoice-bot")) as client:
+        response = client.post("/ledger/invoices", json={"rows": 25, "memo": "x"})
+        assert response.status_code == 200, response.text
+        record = recorded(setup, response.headers["x-warden-decision-id"])
+        assert record["request"]["context"]["args"] == {"rows": 25}
+        long = client.get("/ledger/" + "a" * 9000)
+        assert (long.status_code, long.json()["reason"]) == (431, "request_too_large")
+
+
+def test_inspection_hooks_can_replace_a_response_with_a_denial(setup: Setup) -> None:
+    seen: list[int] = []
+
+    def count_ssns(decision: object, route: object, body: bytes) -> str | None:
+        seen.append(body.count(b'"ssn"'))
+        return "too_many_ssns" if seen[-1] > 10 else None
+
+    setup.gateway.gateway.inspectors.append(count_ssns)
+    with setup.client(setup.creds("invoice-bot")) as client:
+        response = client.get("/ledger/invoices")
+    assert (response.status_code, response.json()["reason"]) == (403, "too_many_ssns")
+    assert seen == [12]
+
+
+def test_nothing_is_answered_without_its_record(setup: Setup) -> None:
+    setup.gateway.recorder.close()  # the durable record can no longer be written
+    with setup.client(setup.creds("invoice-bot")) as client:
+        response = client.get("/ledger/invoices")
+    assert (response.status_code, response.json()["reason"]) == (503, "record_failed")
+    assert setup.upstream.seen == []
+
+
+def test_throttle_and_approval_obligations(authority: IdentityAuthority, tmp_path: Path) -> None:
+    from tests.unit.policy.conftest import write_bundle
+    from warden.policy.administrator import PolicyAdministrator
+    from warden.policy.engine import PolicyEngine
+
+    bundle = write_bundle(
+        tmp_path / "bundle",
+        """
+        @id("reads") @obligation("throttle:3/m") permit (principal, action in Action::"read",
+                                                         resource);
+        @id("writes-need-a-human") @obligation("approval")
+        permit (principal, action in Action::"write", resource);
+    """,
+    )
+    administrator = PolicyAdministrator(authority.store)
+    administrator.activate(bundle)
+    engine = PolicyEngine(authority.store, administrator, view=authority.status)
+    upstream = Upstream(authority, tmp_path).start()
+    routes = parse_routes(
+        {
+            "routes": [
+                {
+                    "prefix": "/ledger",
+                    "upstream": upstream.url,
+                    "upstream_id": upstream.spiffe_id,
+                    "resource": {
+                        "type": "Endpoint",
+                        "id": "ledger/invoices",
+                        "properties": FINANCE,
+                    },
+                }
+            ]
+        }
+    )
+    gateway = GatewayServer(
+        authority, routes=routes, engine=engine, host="127.0.0.1", port=0
+    ).start_in_thread()
+    try:
+        authority.agents.register("bot", owner="qa")
+        creds = write_svid(
+            tmp_path / "bot", authority.issuer.issue_agent_x509("bot"), authority.ca.bundle.to_pem()
+        )
+        with httpx.Client(
+            base_url=gateway.url, timeout=10, verify=context_for(creds, creds / "bundle.pem")
+        ) as client:
+            statuses = [client.get("/ledger/x").status_code for _ in range(4)]
+            assert statuses == [200, 200, 200, 429]
+            throttled = client.get("/ledger/x")
+            assert throttled.json()["reason"] == "throttled"
+            assert int(throttled.headers["retry-after"]) >= 1
+            parked = client.post("/ledger/x", json={})
+            assert (parked.status_code, parked.json()["reason"]) == (202, "approval_required")
+        assert [s["path"] for s in upstream.seen] == ["/ledger/x"] * 3  # nothing else got through
+    finally:
+        gateway.stop()
+        upstream.stop()

@@ -35,6 +35,7 @@ from warden.policy.engine import PolicyEngine
 from warden.policy.model import Decision, DecisionRequest, Reason, Resource, new_decision_id
 
 log = logging.getLogger("warden.gateway")
+SMALL_RESPONSE = 65536
 SPOOFABLE = (
     "x-forwarded-client-cert",
     "x-client-cert",
@@ -314,6 +315,15 @@ class Gateway:
         ]
         headers.append((b"x-warden-decision-id", decision.decision_id.encode()))
         if not (needs_body(decision.obligations) or self.inspectors):
+            length = upstream.content_length
+            if length is not None and length <= SMALL_RESPONSE:  # one write, no chunk loop
+                body = await upstream.read()
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send(
+                    {"type": "http.response.start", "status": upstream.status, "headers": headers}
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
             await send(
                 {"type": "http.response.start", "status": upstream.status, "headers": headers}
             )

@@ -111,6 +111,8 @@ class GatewayServer:
             ssl_context_factory=lambda _config, _default: self._server_context,
             log_level="warning",
             access_log=False,
+            # Client addresses come from the socket, never from X-Forwarded-For.
+            proxy_headers=False,
             lifespan="off",
             interface="asgi3",
         )

@@ -126,6 +126,8 @@ class ControlPlaneServer:
             ssl_context_factory=lambda _config, _default: self._context,
             log_level="warning",
             access_log=False,
+            # Client addresses come from the socket, never from X-Forwarded-For.
+            proxy_headers=False,
             lifespan="off",
         )
         self._server = uvicorn.Server(config)

@@ -222,7 +222,7 @@ class Gateway:
             subject_type="Agent",
             subject_id=incoming.subject,
             action=f"http:{incoming.method.upper()}",
-            resource=Resource(route.resource_type, route.resource_id, route.properties),
+            resource=route.resource,
             context={
                 "authn": incoming.authn,
                 "source_ip": incoming.client,

@@ -19,6 +19,7 @@ import yaml
 
 from warden.errors import ConfigError, UntrustedInputError
 from warden.identity.spiffe_id import SpiffeId
+from warden.policy.model import Resource
 from warden.transport.path_guard import path_problem
 
 MAX_ARG_LENGTH = 4096
@@ -44,6 +45,13 @@ class Route:
     credential_header: str | None = None  # injected towards the upstream, never from agents
     credential_value: str | None = None
     protocol: str = "http"
+    resource: Resource = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Built once: what the policy is told about every request on this route.
+        object.__setattr__(
+            self, "resource", Resource(self.resource_type, self.resource_id, self.properties)
+        )
 
     def matches(self, host: str, path: str) -> bool:
         if self.host is not None and host.split(":", 1)[0].lower() != self.host:

@@ -4,7 +4,7 @@ raises. Every error becomes a deny whose reasons say why.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -205,36 +205,57 @@ def _context(
     attributes the bundle's policies read are built (``paths``; None: all of them)."""
     given = request.context
     agent = request.subject_id
-
-    def authn() -> str:
-        value = given.get("authn")
-        return value if value in AUTHN else "unknown"
-
-    def delegation() -> list[str]:
-        chain = given.get("delegation", [])
-        return [str(d) for d in chain] if isinstance(chain, list) else []
-
-    builders: dict[str, Callable[[], Any]] = {
-        "authn": authn,
-        "source_ip": lambda: str(given.get("source_ip", "")),
-        "time": lambda: {"hour": now.hour, "weekday": now.weekday()},
-        "risk": lambda: risk,
-        "health": lambda: _health(snapshot.fresh_signal(snapshot.health, agent, now)),
-        "dlp": lambda: _dlp(snapshot.fresh_signal(snapshot.dlp, agent, now)),
-        "work_order": lambda: (
+    wanted = CONTEXT_KEYS if paths is None else paths
+    context: dict[str, Any] = {}
+    if "authn" in wanted:
+        authn = given.get("authn")
+        context["authn"] = authn if authn in AUTHN else "unknown"
+    if "source_ip" in wanted:
+        context["source_ip"] = str(given.get("source_ip", ""))
+    if "time" in wanted:
+        context["time"] = {"hour": now.hour, "weekday": now.weekday()}
+    if "risk" in wanted:
+        context["risk"] = risk
+    if "health" in wanted:
+        context["health"] = _health(snapshot.fresh_signal(snapshot.health, agent, now))
+    if "dlp" in wanted:
+        context["dlp"] = _dlp(snapshot.fresh_signal(snapshot.dlp, agent, now))
+    if "work_order" in wanted:
+        context["work_order"] = (
             {"present": True, "id": order.id, "ticket": order.ticket}
             if order is not None
             else {"present": False, "id": "", "ticket": ""}
-        ),
-        "tool": lambda: str(given.get("tool", "")),
-        "args": lambda: args,
-        "destination_region": lambda: str(given.get("destination_region", "")),
-        "delegation": delegation,
-        "bulk": lambda: given.get("bulk") is True,
+        )
+    if "tool" in wanted:
+        context["tool"] = str(given.get("tool", ""))
+    if "args" in wanted:
+        context["args"] = args
+    if "destination_region" in wanted:
+        context["destination_region"] = str(given.get("destination_region", ""))
+    if "delegation" in wanted:
+        chain = given.get("delegation", [])
+        context["delegation"] = [str(d) for d in chain] if isinstance(chain, list) else []
+    if "bulk" in wanted:
+        context["bulk"] = given.get("bulk") is True
+    return context if paths is None else project(context, paths)
+
+
+CONTEXT_KEYS = frozenset(
+    {
+        "authn",
+        "source_ip",
+        "time",
+        "risk",
+        "health",
+        "dlp",
+        "work_order",
+        "tool",
+        "args",
+        "destination_region",
+        "delegation",
+        "bulk",
     }
-    if paths is None:
-        return {key: build() for key, build in builders.items()}
-    return project({key: builders[key]() for key in paths if key in builders}, paths)
+)
 
 
 def _health(values: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -29,6 +29,23 @@ class Resource:
     type: str
     id: str
     properties: dict[str, Any] = field(default_factory=dict)
+    # The attributes policies see, as a hashable key for Warden's memo (computed once).
+    key: tuple[Any, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        props = self.properties
+        object.__setattr__(self, "key", tuple((k, _hashable(props.get(k))) for k in RESOURCE_KEYS))
+
+
+RESOURCE_KEYS = ("classification", "region", "domain", "tags")
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
 
 
 @dataclass(frozen=True, slots=True)

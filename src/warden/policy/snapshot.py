@@ -24,7 +24,6 @@ from warden.policy.model import Resource
 from warden.policy.schema_actions import action_entities
 from warden.policy.workorders import WorkOrder
 
-RESOURCE_ATTRS = ("classification", "region", "domain")
 ENTITY_CACHE_SIZE = 65_536
 
 
@@ -165,16 +164,7 @@ def _who(bundle: CompiledBundle, facts: AgentFacts, resource: Resource) -> Any:
 
 
 def resource_key(resource: Resource) -> tuple[Any, ...]:
-    props = resource.properties
-    return tuple((k, _hashable(props.get(k))) for k in (*RESOURCE_ATTRS, "tags"))
-
-
-def _hashable(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
-    return value
+    return resource.key
 
 
 def _agent_entity(facts: AgentFacts) -> dict[str, Any]:

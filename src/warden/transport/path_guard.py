@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 MAX_PATH_BYTES = 4096
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f\\]")
 # Encoded '/', '\\', '.', NUL, and any encoded byte >= 0x80 (overlong UTF-8 tricks) are refused.
 _REFUSED_ENCODED = {0x2F, 0x5C, 0x2E, 0x00}
 
@@ -31,7 +32,7 @@ def path_problem(raw_path: bytes) -> str | None:
         byte = int(match.group(1), 16)
         if byte in _REFUSED_ENCODED or byte >= 0x80 or byte < 0x20:
             return f"encoded byte 0x{byte:02x} is not allowed"
-    if any(b < 0x20 or b in (0x7F, 0x5C) for b in raw_path):
+    if _CONTROL.search(raw_path):
         return "control character or backslash in path"
     segments = raw_path.split(b"/")[1:]
     for index, segment in enumerate(segments):

@@ -304,8 +304,14 @@ def test_records_are_durable_before_the_answer(setup: Setup) -> None:
     with setup.client(setup.creds("invoice-bot")) as client:
         ids = [client.get("/ledger/invoices").headers["x-warden-decision-id"] for _ in range(5)]
     with setup.authority.store.begin() as conn:
-        stored = set(conn.execute(select(schema.decision_records.c.decision_id)).scalars())
-    assert set(ids) <= stored
+        rows = conn.execute(
+            select(schema.decision_records.c.decision_id, schema.decision_records.c.at)
+        ).all()
+    assert set(ids) <= {r.decision_id for r in rows}
+    from warden.clock import as_utc, utcnow
+
+    newest = max(as_utc(r.at) for r in rows)  # times read back as the store's own type
+    assert abs((utcnow() - newest).total_seconds()) < 60
 
 
 def test_gateway_svid_rotates_without_failed_requests(setup: Setup) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import yarl
 from cryptography import x509
 
 from warden.audit.group_commit import GroupCommitRecorder
@@ -56,6 +57,8 @@ HOP_BY_HOP = {
     "host",
     "content-length",
 }
+# Towards the upstream: no hop-by-hop headers, and never the agent's own credential.
+NOT_FORWARDED = frozenset({*HOP_BY_HOP, "authorization"})
 # What an inspection hook sees and may do: (decision, route, body) -> replacement deny reason.
 InspectionHook = Callable[[Decision, Route, bytes], str | None]
 
@@ -269,10 +272,9 @@ class Gateway:
             "?" + incoming.query.decode("latin-1") if incoming.query else ""
         )
         headers = {
-            k.decode("latin-1"): v.decode("latin-1")
+            name: v.decode("latin-1")
             for k, v in incoming.headers
-            if k.decode("latin-1").lower() not in HOP_BY_HOP
-            and k.decode("latin-1").lower() != "authorization"
+            if (name := k.decode("latin-1")).lower() not in NOT_FORWARDED
         }
         if route.credential_header and route.credential_value:
             headers[route.credential_header] = route.credential_value
@@ -290,7 +292,7 @@ class Gateway:
         try:
             async with session.request(
                 incoming.method,
-                route.upstream + path,
+                yarl.URL(route.upstream + path, encoded=True),  # already checked: no requoting
                 headers=headers,
                 data=incoming.body or None,
                 allow_redirects=False,

@@ -259,7 +259,15 @@ def test_unknown_route_and_duplicate_parameters(setup: Setup) -> None:
 def test_oversize_body(setup: Setup) -> None:
     with setup.client(setup.creds("invoice-bot")) as client:
         response = client.post("/ledger/invoices", content=b"x" * (1024 * 1024 + 10))
-    assert (response.status_code, response.json()["reason"]) == (413, "body_too_large")
+        assert (response.status_code, response.json()["reason"]) == (413, "body_too_large")
+
+        def stream() -> object:  # no Content-Length: refused once the limit is passed
+            for _ in range(40):
+                yield b"x" * 65536
+
+        streamed = client.post("/ledger/invoices", content=stream())
+        assert (streamed.status_code, streamed.json()["reason"]) == (413, "body_too_large")
+    assert setup.upstream.seen == []
 
 
 def test_upstream_with_the_wrong_identity_and_upstream_down(setup: Setup) -> None:

@@ -92,6 +92,7 @@ class Incoming:
     client: str
     authn: str = "none"
     subject: str = "unauthenticated"
+    oversize: bool = False
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.headers:
@@ -144,35 +145,38 @@ class Gateway:
     # -- the steps -----------------------------------------------------------------------------
 
     async def _read(self, scope: dict[str, Any], receive: Any) -> Incoming:
-        settings = self.authority.settings
-        body = bytearray()
-        too_big = False
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if len(body) > settings.gateway_max_body_bytes:
-                too_big = True
-                body.clear()
-            if not message.get("more_body"):
-                break
+        """The request with its body, read up to the limit and no further: a body declared or
+        streamed past it is not read on (the connection closes after the 413)."""
+        limit = self.authority.settings.gateway_max_body_bytes
         client = scope.get("client") or ("", 0)
         incoming = Incoming(
             method=scope["method"],
             raw_path=scope.get("raw_path") or scope["path"].encode(),
             query=scope.get("query_string", b""),
             headers=list(scope["headers"]),
-            body=bytes(body),
+            body=b"",
             host=_host(scope),
             client=str(client[0]),
         )
-        if too_big:
-            incoming.body = b""
-            incoming.method = "TOO-LARGE"
+        declared = incoming.header(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            incoming.oversize = True
+            return incoming
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > limit:
+                incoming.oversize = True
+                return incoming
+            if not message.get("more_body"):
+                break
+        incoming.body = bytes(body)
         return incoming
 
     def _authenticate(self, scope: dict[str, Any], incoming: Incoming) -> None:
         settings = self.authority.settings
-        if incoming.method == "TOO-LARGE":
+        if incoming.oversize:
             raise Refused(413, "body_too_large", "the request body is over the limit")
         if len(incoming.raw_path) + len(incoming.query) > settings.gateway_max_url_bytes or any(
             len(k) + len(v) > settings.gateway_max_header_bytes for k, v in incoming.headers

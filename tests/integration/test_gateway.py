@@ -600,3 +600,60 @@ def test_throttle_and_approval_obligations(authority: IdentityAuthority, tmp_pat
     finally:
         gateway.stop()
         upstream.stop()
+
+
+def test_concurrent_requests_per_agent_are_bounded(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import make_authority
+    from warden.config import load_settings
+    from warden.store import open_store
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    settings = load_settings(state_dir=state, gateway_max_concurrent_per_agent=2)
+    store = open_store(settings.database)
+    authority = make_authority(settings, store)
+    upstream = Upstream(authority, tmp_path).start()
+    routes = parse_routes(
+        {
+            "routes": [
+                {
+                    "prefix": "/ledger",
+                    "upstream": upstream.url,
+                    "upstream_id": upstream.spiffe_id,
+                    "resource": {
+                        "type": "Endpoint",
+                        "id": "ledger/invoices",
+                        "properties": FINANCE,
+                    },
+                }
+            ]
+        }
+    )
+    gateway = GatewayServer(authority, routes=routes, host="127.0.0.1", port=0).start_in_thread()
+    try:
+        authority.agents.register("invoice-bot", owner="qa", groups=["finance"])
+        creds = write_svid(
+            tmp_path / "agent",
+            authority.issuer.issue_agent_x509("invoice-bot"),
+            authority.ca.bundle.to_pem(),
+        )
+
+        def call(_: int) -> httpx.Response:
+            with httpx.Client(
+                base_url=gateway.url, timeout=10, verify=context_for(creds, creds / "bundle.pem")
+            ) as client:
+                return client.get("/ledger/slow")
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(call, range(4)))
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [200, 200, 429, 429]
+        assert {a.json()["reason"] for a in answers if a.status_code == 429} == {
+            "too_many_concurrent"
+        }
+    finally:
+        gateway.stop()
+        upstream.stop()
+        store.dispose()

@@ -74,6 +74,8 @@ class Upstream:
             if not message.get("more_body"):
                 break
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        if scope["path"].endswith("/slow"):
+            await asyncio.sleep(1.0)
         path = scope["raw_path"].decode() + (
             "?" + scope["query_string"].decode() if scope["query_string"] else ""
         )

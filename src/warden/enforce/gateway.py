@@ -309,7 +309,11 @@ class Gateway:
             log.warning("decision %s: upstream failed: %s", decision.decision_id, exc)
             await _answer_deny(send, decision, 502, reason="upstream_unavailable")
         finally:
-            self.in_flight[incoming.subject] -= 1
+            left = self.in_flight[incoming.subject] - 1
+            if left:
+                self.in_flight[incoming.subject] = left
+            else:
+                del self.in_flight[incoming.subject]
 
     async def _relay(
         self, send: Any, upstream: aiohttp.ClientResponse, route: Route, decision: Decision

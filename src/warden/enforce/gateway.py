@@ -127,11 +127,15 @@ class Gateway:
             route, request = self._describe(incoming)  # 2 describe
             decision = self.engine.decide(request)  # 3 decide
             decision = self._reserve(decision, incoming, route)  # 4 reserve
-            await self._record(decision, request)  # 5 record
-            if not decision.allowed:
-                await _answer_deny(send, decision, 403)
-                return
-            await self._forward(send, route, incoming, decision)  # 6-8 forward, inspect
+            try:
+                await self._record(decision, request)  # 5 record
+                if not decision.allowed:
+                    await _answer_deny(send, decision, 403)
+                    return
+                await self._forward(send, route, incoming, decision)  # 6-8 forward, inspect
+            finally:
+                if decision.allowed:
+                    self._release(incoming.subject)
         except RecordFailed:
             await _answer_deny(send, _refusal(RECORD_FAILED), 503)
         except Refused as refused:
@@ -255,12 +259,20 @@ class Gateway:
                     )
             elif obligation == "approval":
                 raise Refused(202, "approval_required", "parked for human approval")
-        if (
-            self.in_flight.get(incoming.subject, 0)
-            >= self.authority.settings.gateway_max_concurrent_per_agent
-        ):
+        in_flight = self.in_flight.get(incoming.subject, 0)
+        if in_flight >= self.authority.settings.gateway_max_concurrent_per_agent:
             raise Refused(429, "too_many_concurrent", "too many requests in flight")
-        return self.engine.reserve(decision)  # the work-order use, taken last
+        decision = self.engine.reserve(decision)  # the work-order use, taken last
+        if decision.allowed:  # the slot is taken here, with no await since the check
+            self.in_flight[incoming.subject] = in_flight + 1
+        return decision
+
+    def _release(self, subject: str) -> None:
+        left = self.in_flight.get(subject, 1) - 1
+        if left > 0:
+            self.in_flight[subject] = left
+        else:
+            self.in_flight.pop(subject, None)
 
     async def _record(self, decision: Decision, request: DecisionRequest) -> None:
         try:
@@ -292,7 +304,6 @@ class Gateway:
             body=incoming.body,
         )
         session = self.upstreams.session(route.upstream_id)
-        self.in_flight[incoming.subject] = self.in_flight.get(incoming.subject, 0) + 1
         try:
             async with session.request(
                 incoming.method,
@@ -308,12 +319,6 @@ class Gateway:
         except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("decision %s: upstream failed: %s", decision.decision_id, exc)
             await _answer_deny(send, decision, 502, reason="upstream_unavailable")
-        finally:
-            left = self.in_flight[incoming.subject] - 1
-            if left:
-                self.in_flight[incoming.subject] = left
-            else:
-                del self.in_flight[incoming.subject]
 
     async def _relay(
         self, send: Any, upstream: aiohttp.ClientResponse, route: Route, decision: Decision

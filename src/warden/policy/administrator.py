@@ -27,8 +27,7 @@ from warden.policy.testing import run_bundle_tests
 from warden.store import Store, schema
 
 log = logging.getLogger("warden.policy")
-VERSION_KEY = "policy_bundle_version"
-REVISION_KEY = "policy_bundle_revision"
+ACTIVE_KEY = "policy_bundle_active"  # "<version> <revision>", one value so it changes whole
 
 
 class PolicyAdministrator:
@@ -87,30 +86,40 @@ class PolicyAdministrator:
                 bundle = self.check(path)
                 if self.active is not None and bundle.revision == self.active.revision:
                     return self.active  # the same bundle: nothing to do
-                stored = self._store.get_meta(VERSION_KEY)
-                stored_revision = self._store.get_meta(REVISION_KEY)
-                if stored is not None:
-                    last = int(stored)
-                    if bundle.version < last or (
-                        bundle.version == last and bundle.revision != stored_revision
-                    ):
-                        raise BundleRejected(
-                            bundle.source,
-                            f"version {bundle.version} does not follow the active version "
-                            f"{last} (no rollback; raise the version to change a bundle)",
-                        )
+                self._claim(bundle)
             except BundleRejected as exc:
                 self._record(str(path), None, "rejected", exc.why)
                 log.error("%s", exc.message)
                 raise
-            self._store.set_meta(VERSION_KEY, str(bundle.version))
-            self._store.set_meta(REVISION_KEY, bundle.revision)
             self.active = bundle
             self._record(str(path), bundle, "activated", "")
         log.info("policy bundle %s v%s active (%s)", bundle.name, bundle.version, bundle.revision)
         for listener in self._listeners:
             listener()
         return bundle
+
+    def _claim(self, bundle: CompiledBundle) -> None:
+        """Record ``bundle`` as the active one unless that would roll back. Several
+        processes (gateways, control planes) activate bundles on one store: the check and the
+        write are one compare-and-set, retried if another process moved first."""
+        for _ in range(10):
+            stored = self._store.get_meta(ACTIVE_KEY)
+            if stored is not None:
+                version_text, _, revision = stored.partition(" ")
+                last = int(version_text)
+                if bundle.version == last and bundle.revision == revision:
+                    return  # already recorded (by this or another process)
+                if bundle.version <= last:
+                    raise BundleRejected(
+                        bundle.source,
+                        f"version {bundle.version} does not follow the active version {last} "
+                        "(no rollback; raise the version to change a bundle)",
+                    )
+            if self._store.compare_and_set_meta(
+                ACTIVE_KEY, stored, f"{bundle.version} {bundle.revision}"
+            ):
+                return
+        raise BundleRejected(bundle.source, "the active bundle kept changing; try again")
 
     def set_shadow(self, path: Path | None) -> CompiledBundle | None:
         """Decide a candidate bundle beside the active one (never enforced); None stops it."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from warden.errors import StoreError
 from warden.store import schema
@@ -47,6 +47,26 @@ class Store:
             ).rowcount
             if not updated:
                 conn.execute(schema.meta.insert().values(key=key, value=value))
+
+    def compare_and_set_meta(self, key: str, expected: str | None, value: str) -> bool:
+        """Set ``key`` to ``value`` only if it still holds ``expected`` (None: absent).
+        Atomic across processes; False when another writer got there first."""
+        try:
+            with self.begin() as conn:
+                if expected is None:
+                    conn.execute(schema.meta.insert().values(key=key, value=value))
+                    return True
+                updated = conn.execute(
+                    schema.meta.update()
+                    .where(schema.meta.c.key == key)
+                    .where(schema.meta.c.value == expected)
+                    .values(value=value)
+                ).rowcount
+                return bool(updated)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                return False  # inserted meanwhile by another writer
+            raise
 
     def dispose(self) -> None:
         self.engine.dispose()

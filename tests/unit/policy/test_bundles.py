@@ -230,3 +230,19 @@ def test_context_projection_paths(tmp_path: Path) -> None:
         "args": {"rows": 3},
         "authn": "mtls",
     }
+
+
+def test_processes_activating_together_agree(tmp_path: Path, store: Store) -> None:
+    """Gateways and control planes start together on one store: the same bundle activates
+    everywhere, and a stale one never rolls the recorded version back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bundle = write_bundle(tmp_path / "v1", OPEN, tests=TESTS)
+    admins = [PolicyAdministrator(store) for _ in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda a: a.activate(bundle).revision, admins))
+    assert len(set(results)) == 1
+    newer = write_bundle(tmp_path / "v2", OPEN, version=2, tests=TESTS)
+    PolicyAdministrator(store).activate(newer)
+    with pytest.raises(BundleRejected, match="no rollback"):
+        PolicyAdministrator(store).activate(bundle)

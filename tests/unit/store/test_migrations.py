@@ -29,3 +29,11 @@ def test_meta(store: Store) -> None:
     store.set_meta("k", "v1")
     store.set_meta("k", "v2")
     assert store.get_meta("k") == "v2"
+
+
+def test_compare_and_set_meta(store: Store) -> None:
+    assert store.compare_and_set_meta("k", None, "a")
+    assert not store.compare_and_set_meta("k", None, "b")  # already there
+    assert not store.compare_and_set_meta("k", "x", "b")  # not what we expected
+    assert store.compare_and_set_meta("k", "a", "b")
+    assert store.get_meta("k") == "b"

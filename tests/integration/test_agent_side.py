@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.upstream import Upstream
+from tests.support.upstream import Upstream, ledger_routes
 from warden.audit.recorder import StoreDecisionRecorder
-from warden.enforce.routes import parse_routes
 from warden.enforce.server import GatewayServer
 from warden.guard import Guard, ToolDenied
 from warden.identity.authority import IdentityAuthority
@@ -98,22 +97,7 @@ def stack(
 ) -> Iterator[tuple[ControlPlaneServer, GatewayServer, Upstream]]:
     plane = ControlPlaneServer(sqlite_authority, host="127.0.0.1", port=0).start_in_thread()
     upstream = Upstream(sqlite_authority, tmp_path).start()
-    routes = parse_routes(
-        {
-            "routes": [
-                {
-                    "prefix": "/ledger",
-                    "upstream": upstream.url,
-                    "upstream_id": upstream.spiffe_id,
-                    "resource": {
-                        "type": "Endpoint",
-                        "id": "ledger/invoices",
-                        "properties": {"domain": "finance", "classification": "internal"},
-                    },
-                }
-            ]
-        }
-    )
+    routes = ledger_routes(upstream)
     gateway = GatewayServer(
         sqlite_authority, routes=routes, engine=plane.policy, host="127.0.0.1", port=0
     ).start_in_thread()

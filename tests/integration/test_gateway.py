@@ -12,14 +12,12 @@ from sqlalchemy import select
 
 from tests.support.creds import context_for, write_svid
 from tests.support.forge import rogue_ca
-from tests.support.upstream import Upstream
+from tests.support.upstream import FINANCE, Upstream, ledger_route, ledger_routes
 from warden.audit.recorder import StoreDecisionRecorder
 from warden.enforce.routes import parse_routes
 from warden.enforce.server import GatewayServer
 from warden.identity.authority import IdentityAuthority
 from warden.store import schema
-
-FINANCE = {"domain": "finance", "classification": "internal"}
 
 
 class Setup:
@@ -375,22 +373,7 @@ def test_a_gateway_with_a_stale_feed_denies_everything(
         max_staleness_s=1.0,
         poll_wait_s=0.2,
     ).start()
-    routes = parse_routes(
-        {
-            "routes": [
-                {
-                    "prefix": "/ledger",
-                    "upstream": upstream.url,
-                    "upstream_id": upstream.spiffe_id,
-                    "resource": {
-                        "type": "Endpoint",
-                        "id": "ledger/invoices",
-                        "properties": FINANCE,
-                    },
-                }
-            ]
-        }
-    )
+    routes = ledger_routes(upstream)
     gateway = GatewayServer(
         authority, routes=routes, host="127.0.0.1", port=0, status=follower
     ).start_in_thread()
@@ -441,24 +424,7 @@ def test_gateway_workers_share_one_port(
 
     upstream = Upstream(authority, tmp_path).start()
     routes = tmp_path / "routes.yaml"
-    routes.write_text(
-        json.dumps(
-            {
-                "routes": [
-                    {
-                        "prefix": "/ledger",
-                        "upstream": upstream.url,
-                        "upstream_id": upstream.spiffe_id,
-                        "resource": {
-                            "type": "Endpoint",
-                            "id": "ledger/invoices",
-                            "properties": FINANCE,
-                        },
-                    }
-                ]
-            }
-        )
-    )
+    routes.write_text(json.dumps({"routes": [ledger_route(upstream)]}))
     authority.agents.register("invoice-bot", owner="qa", groups=["finance"])
     creds = write_svid(
         tmp_path / "agent",
@@ -562,22 +528,7 @@ def test_throttle_and_approval_obligations(authority: IdentityAuthority, tmp_pat
     administrator.activate(bundle)
     engine = PolicyEngine(authority.store, administrator, view=authority.status)
     upstream = Upstream(authority, tmp_path).start()
-    routes = parse_routes(
-        {
-            "routes": [
-                {
-                    "prefix": "/ledger",
-                    "upstream": upstream.url,
-                    "upstream_id": upstream.spiffe_id,
-                    "resource": {
-                        "type": "Endpoint",
-                        "id": "ledger/invoices",
-                        "properties": FINANCE,
-                    },
-                }
-            ]
-        }
-    )
+    routes = ledger_routes(upstream)
     gateway = GatewayServer(
         authority, routes=routes, engine=engine, host="127.0.0.1", port=0
     ).start_in_thread()
@@ -615,22 +566,7 @@ def test_concurrent_requests_per_agent_are_bounded(tmp_path: Path) -> None:
     store = open_store(settings.database)
     authority = make_authority(settings, store)
     upstream = Upstream(authority, tmp_path).start()
-    routes = parse_routes(
-        {
-            "routes": [
-                {
-                    "prefix": "/ledger",
-                    "upstream": upstream.url,
-                    "upstream_id": upstream.spiffe_id,
-                    "resource": {
-                        "type": "Endpoint",
-                        "id": "ledger/invoices",
-                        "properties": FINANCE,
-                    },
-                }
-            ]
-        }
-    )
+    routes = ledger_routes(upstream)
     gateway = GatewayServer(authority, routes=routes, host="127.0.0.1", port=0).start_in_thread()
     try:
         authority.agents.register("invoice-bot", owner="qa", groups=["finance"])

@@ -12,6 +12,7 @@ from typing import Any
 import uvicorn
 
 from tests.support.creds import write_svid
+from warden.enforce.routes import RouteTable, parse_routes
 from warden.identity.authority import IdentityAuthority
 from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
 from warden.upstream import DecisionRejected, DecisionVerifier
@@ -117,3 +118,24 @@ class Upstream:
 
     def stop(self) -> None:
         self._server.should_exit = True
+
+
+FINANCE = {"domain": "finance", "classification": "internal"}
+
+
+def ledger_route(upstream: Upstream, properties: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One route, /ledger -> ``upstream``, as it appears in a route file."""
+    return {
+        "prefix": "/ledger",
+        "upstream": upstream.url,
+        "upstream_id": upstream.spiffe_id,
+        "resource": {
+            "type": "Endpoint",
+            "id": "ledger/invoices",
+            "properties": properties if properties is not None else FINANCE,
+        },
+    }
+
+
+def ledger_routes(upstream: Upstream, properties: dict[str, Any] | None = None) -> RouteTable:
+    return parse_routes({"routes": [ledger_route(upstream, properties)]})

@@ -213,9 +213,6 @@ class PolicySnapshot:
     signal_max_age_s: float = 60.0
     entity_cache: EntityCache = field(default_factory=EntityCache, compare=False, repr=False)
 
-    def entities_for(self, facts: AgentFacts, resource: Resource) -> Any:
-        return self.entity_cache.get(self.bundle, facts, resource)
-
     def evaluate(
         self, facts: AgentFacts, action: str, resource: Resource, context: dict[str, Any]
     ) -> CedarAnswer:

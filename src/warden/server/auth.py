@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from cryptography import x509
 from fastapi import HTTPException, Request
@@ -13,11 +12,6 @@ from warden.identity.errors import CredentialRejected, OperatorNotFound
 from warden.policy.admin import AdminAuthorizer, AdminPrincipal
 
 log = logging.getLogger("warden.server.auth")
-
-
-@dataclass(frozen=True)
-class Caller:
-    principal: AdminPrincipal
 
 
 def client_chain(request: Request) -> list[x509.Certificate]:

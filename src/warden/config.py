@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     gateway_max_response_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     gateway_max_url_bytes: int = Field(default=8192, ge=256, le=65536)
     gateway_max_header_bytes: int = Field(default=16384, ge=1024, le=262144)
+    # The whole request line and headers, enforced while they arrive.
+    gateway_max_head_bytes: int = Field(default=65536, ge=4096, le=1024 * 1024)
+    # Time a client has to send a whole request head, and again its body.
+    gateway_client_timeout_s: float = Field(default=10.0, gt=0, le=300)
     gateway_upstream_timeout_s: float = Field(default=30.0, gt=0, le=600)
     gateway_max_concurrent_per_agent: int = Field(default=64, ge=1, le=10000)
 

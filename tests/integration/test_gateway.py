@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -12,114 +11,12 @@ from sqlalchemy import select
 
 from tests.support.creds import context_for, write_svid
 from tests.support.forge import rogue_ca
-from tests.support.upstream import FINANCE, Upstream, ledger_route, ledger_routes
+from tests.support.gateway import Setup, recorded
+from tests.support.upstream import Upstream, ledger_route, ledger_routes
 from warden.audit.recorder import StoreDecisionRecorder
-from warden.enforce.routes import parse_routes
 from warden.enforce.server import GatewayServer
 from warden.identity.authority import IdentityAuthority
 from warden.store import schema
-
-
-class Setup:
-    def __init__(self, authority: IdentityAuthority, root: Path) -> None:
-        self.authority = authority
-        self.root = root
-        self.upstream = Upstream(authority, root).start()
-        self.impostor = Upstream(authority, root, name="impostor").start()
-        routes = parse_routes(
-            {
-                "routes": [
-                    {
-                        "name": "ledger",
-                        "prefix": "/ledger",
-                        "upstream": self.upstream.url,
-                        "upstream_id": self.upstream.spiffe_id,
-                        "resource": {
-                            "type": "Endpoint",
-                            "id": "ledger/invoices",
-                            "properties": FINANCE,
-                        },
-                        "args": {"query": ["limit"], "body": ["rows"]},
-                        "credential": {"header": "X-Api-Key", "value": "upstream-secret"},
-                    },
-                    {
-                        "name": "customers",
-                        "prefix": "/customers",
-                        "upstream": self.upstream.url,
-                        "upstream_id": self.upstream.spiffe_id,
-                        "resource": {
-                            "type": "Endpoint",
-                            "id": "ehr/patients",
-                            "properties": {
-                                "domain": "healthcare",
-                                "classification": "phi",
-                                "region": "eu",
-                            },
-                        },
-                    },
-                    {
-                        "name": "wrong-id",
-                        "prefix": "/wrong",
-                        "upstream": self.impostor.url,
-                        "upstream_id": self.upstream.spiffe_id,
-                        "resource": {"type": "Endpoint", "id": "ledger/x", "properties": FINANCE},
-                    },
-                    {
-                        "name": "down",
-                        "prefix": "/down",
-                        "upstream": "https://127.0.0.1:9",
-                        "upstream_id": self.upstream.spiffe_id,
-                        "resource": {"type": "Endpoint", "id": "ledger/x", "properties": FINANCE},
-                    },
-                ]
-            }
-        )
-        self.bundle = root / "client-bundle.pem"
-        self.bundle.write_bytes(authority.ca.bundle.to_pem())
-        self.gateway = GatewayServer(
-            authority, routes=routes, host="127.0.0.1", port=0
-        ).start_in_thread()
-        for name, groups in (("invoice-bot", ["finance"]), ("triage-bot", ["healthcare"])):
-            agent = authority.agents.register(name, owner="qa", groups=groups)
-            for kind, values in (
-                ("risk", {"score": 10}),
-                ("health", {"status": "healthy"}),
-                ("dlp", {"phi_per_minute": 0}),
-            ):
-                self.gateway.engine.set_signals(kind, {agent.spiffe_id: values})
-
-    def creds(self, name: str) -> Path:
-        issued = self.authority.issuer.issue_agent_x509(name)
-        return write_svid(self.root / f"agent-{name}", issued, self.authority.ca.bundle.to_pem())
-
-    def client(self, creds: Path | None, **kw: object) -> httpx.Client:
-        # The trust bundle as a client holds it (the gateway rewrites its own copy on renewal).
-        bundle = self.root / "client-bundle.pem"
-        if not bundle.exists():
-            bundle.write_bytes(self.authority.ca.bundle.to_pem())
-        return httpx.Client(
-            base_url=self.gateway.url, timeout=10, verify=context_for(creds, bundle), **kw
-        )
-
-    def stop(self) -> None:
-        self.gateway.stop()
-        self.upstream.stop()
-        self.impostor.stop()
-
-
-@pytest.fixture
-def setup(authority: IdentityAuthority, tmp_path: Path) -> Iterator[Setup]:
-    s = Setup(authority, tmp_path)
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-def recorded(setup: Setup, decision_id: str) -> dict[str, object]:
-    record = StoreDecisionRecorder(setup.authority.store).get(decision_id)
-    assert record is not None, "every answer has its record"
-    return record
 
 
 def test_allowed_call_reaches_the_upstream_with_the_gateways_credentials(setup: Setup) -> None:

@@ -57,15 +57,17 @@ def forge_leaf(
     epoch: int | None = 0,
     issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
     key_cert_sign: bool = False,
+    leaf_key: ec.EllipticCurvePrivateKey | None = None,
 ) -> list[x509.Certificate]:
-    """A leaf plus its issuer; by default signed by Warden's real active intermediate."""
+    """A leaf plus its issuer; by default signed by Warden's real active intermediate.
+    ``leaf_key``: the leaf's key, for a test that presents the leaf in a TLS handshake."""
     if issuer is None:
         intermediate = authority.ca.intermediate
         key = file_key_manager(authority.settings).load_key("intermediate-1")
         issuer = (intermediate, key)
     issuer_cert, issuer_key = issuer
     now = utcnow()
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf_key = leaf_key or ec.generate_private_key(ec.SECP256R1())
     uris = ["spiffe://example.org/agent/forged"] if uris is None else uris
     builder = (
         x509.CertificateBuilder()

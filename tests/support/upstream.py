@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import threading
 from pathlib import Path
@@ -67,6 +68,11 @@ class Upstream:
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
+    @property
+    def named_url(self) -> str:
+        """By host name: what a cookie jar would keep cookies for (it keeps none for an IP)."""
+        return f"https://localhost:{self.port}"
+
     async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = b""
         while True:
@@ -94,8 +100,21 @@ class Upstream:
                 }
             except DecisionRejected as exc:
                 status, answer = 403, {"error": exc.code}
-        self.seen.append({"path": path, "headers": headers, "status": status})
+        self.seen.append(
+            {
+                "path": path,
+                "headers": headers,
+                "all_headers": [(k.decode(), v.decode()) for k, v in scope["headers"]],
+                "status": status,
+            }
+        )
         data = json.dumps(answer).encode()
+        extra: list[tuple[bytes, bytes]] = []
+        if scope["path"].endswith("/set-cookie"):  # a session cookie for whoever called
+            extra.append((b"set-cookie", b"session=" + answer.get("agent", "").encode()))
+        if scope["path"].endswith("/gzip"):  # compressed whatever the client asked for
+            data = gzip.compress(data)
+            extra.append((b"content-encoding", b"gzip"))
         await send(
             {
                 "type": "http.response.start",
@@ -103,6 +122,7 @@ class Upstream:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(data)).encode()),
+                    *extra,
                 ],
             }
         )

@@ -10,6 +10,7 @@ a commit is durable when fsync is on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -35,8 +36,9 @@ class GroupCommitRecorder:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._pending: deque[tuple[dict[str, Any], Future[None]]] = deque()
+        self._pending: deque[tuple[dict[str, Any], Waiter]] = deque()
         self._wake = threading.Condition()
+        self._writer_waiting = False
         self._closed = False
         self._thread = threading.Thread(target=self._run, daemon=True, name="warden-recorder")
         self._thread.start()
@@ -53,17 +55,22 @@ class GroupCommitRecorder:
             "record": decision_record(decision, request, point),
         }
 
+    def _enqueue(self, row: dict[str, Any], waiter: Waiter) -> bool:
+        with self._wake:
+            if self._closed:
+                return False
+            self._pending.append((row, waiter))
+            if self._writer_waiting:  # a busy writer takes the record with its next batch
+                self._wake.notify()
+        return True
+
     def submit(
         self, decision: Decision, request: DecisionRequest, *, enforcement_point: str
     ) -> Future[None]:
+        """Queue a record; the future resolves once it is durable (for threads)."""
         future: Future[None] = Future()
-        row = self._row(decision, request, enforcement_point)
-        with self._wake:
-            if self._closed:
-                future.set_exception(AuditError("the recorder is closed", code="record_failed"))
-                return future
-            self._pending.append((row, future))
-            self._wake.notify()
+        if not self._enqueue(self._row(decision, request, enforcement_point), future):
+            future.set_exception(_closed())
         return future
 
     def record(
@@ -74,9 +81,13 @@ class GroupCommitRecorder:
     async def record_async(
         self, decision: Decision, request: DecisionRequest, *, enforcement_point: str
     ) -> None:
-        await asyncio.wrap_future(
-            self.submit(decision, request, enforcement_point=enforcement_point)
-        )
+        """Return once the record is durable (for event loops). The writer wakes each loop
+        once per commit, whatever the number of its records the commit held."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        if not self._enqueue(self._row(decision, request, enforcement_point), (loop, future)):
+            raise _closed()
+        await future
 
     def _insert(self, connection: Any, rows: list[dict[str, Any]]) -> None:
         if self._store.dialect != "sqlite":
@@ -108,34 +119,67 @@ class GroupCommitRecorder:
             self._wake.notify()
         self._thread.join(timeout=10)
 
+    def _next_batch(self) -> list[tuple[dict[str, Any], Waiter]] | None:
+        with self._wake:
+            while not self._pending and not self._closed:
+                self._writer_waiting = True
+                self._wake.wait()
+                self._writer_waiting = False
+            if not self._pending:
+                return None  # closed and drained
+            return [self._pending.popleft() for _ in range(min(len(self._pending), MAX_BATCH))]
+
     def _run(self) -> None:
         connection = self._store.engine.connect()
         if self._store.dialect == "sqlite":
             connection.exec_driver_sql("PRAGMA synchronous=FULL")
             connection.commit()
         try:
-            while True:
-                with self._wake:
-                    while not self._pending and not self._closed:
-                        self._wake.wait()
-                    if not self._pending and self._closed:
-                        return
-                    batch = [
-                        self._pending.popleft() for _ in range(min(len(self._pending), MAX_BATCH))
-                    ]
+            while (batch := self._next_batch()) is not None:
+                error: AuditError | None = None
                 try:
                     with connection.begin():
                         self._insert(connection, [row for row, _ in batch])
                 except Exception as exc:  # every waiter learns its record is not durable
                     log.error("decision records not written: %s", exc)
                     error = AuditError(f"decision records not written: {exc}", code="record_failed")
-                    for _, future in batch:
-                        future.set_exception(error)
-                    continue
-                for _, future in batch:
-                    future.set_result(None)
+                _settle([waiter for _, waiter in batch], error)
         finally:
             connection.close()
+
+
+# Who waits for a record: a thread (a concurrent future) or a coroutine on an event loop.
+Waiter = Future[None] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+
+def _closed() -> AuditError:
+    return AuditError("the recorder is closed", code="record_failed")
+
+
+def _settle(waiters: list[Waiter], error: AuditError | None) -> None:
+    """Resolve every waiter of one commit: threads directly, each event loop with one call."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for waiter in waiters:
+        if isinstance(waiter, Future):
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+        else:
+            by_loop.setdefault(waiter[0], []).append(waiter[1])
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a loop that has closed has no one waiting
+            loop.call_soon_threadsafe(_settle_on_loop, futures, error)
+
+
+def _settle_on_loop(futures: list[asyncio.Future[None]], error: AuditError | None) -> None:
+    for future in futures:
+        if future.done():  # the request was cancelled (its client went away)
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def _sqlite_time(value: datetime) -> str:

@@ -26,6 +26,7 @@ from warden.identity.authority import IdentityAuthority, file_key_manager
 from warden.identity.ca import CertificateAuthority, FileKeyManager
 from warden.identity.ca.keys import write_private_file
 from warden.store import open_store
+from warden.transport.loop import freeze_startup_heap
 from warden.transport.loop import run as run_loop
 
 app = typer.Typer(
@@ -131,6 +132,7 @@ def serve(
         f"Warden control plane on [bold]{server.url}[/] "
         f"(trust domain {State.authority().trust_domain})"
     )
+    freeze_startup_heap()
     run_loop(server.serve())
 
 
@@ -167,6 +169,7 @@ def gateway(
         port=port,
     )
     console.print(f"Warden gateway on [bold]{server.url}[/] as {server.spiffe_id}")
+    freeze_startup_heap()
     run_loop(server.serve())
 
 

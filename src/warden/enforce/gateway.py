@@ -11,6 +11,7 @@ recorded: Warden fails closed.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -78,6 +79,8 @@ class RecordFailed(Exception):
     """A decision could not be made durable."""
 
 
+# The rest of an unread body is not read on: the connection ends with the answer.
+CLOSE = {"connection": "close"}
 RECORD_FAILED = Refused(503, "record_failed", "the decision could not be recorded")
 
 
@@ -93,6 +96,7 @@ class Incoming:
     authn: str = "none"
     subject: str = "unauthenticated"
     oversize: bool = False
+    timed_out: bool = False
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.headers:
@@ -167,21 +171,28 @@ class Gateway:
             incoming.oversize = True
             return incoming
         body = bytearray()
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if len(body) > limit:
-                incoming.oversize = True
-                return incoming
-            if not message.get("more_body"):
-                break
+        try:
+            async with asyncio.timeout(self.authority.settings.gateway_client_timeout_s):
+                while True:
+                    message = await receive()
+                    body += message.get("body", b"")
+                    if len(body) > limit:
+                        incoming.oversize = True
+                        return incoming
+                    if not message.get("more_body"):
+                        break
+        except TimeoutError:
+            incoming.timed_out = True
+            return incoming
         incoming.body = bytes(body)
         return incoming
 
     def _authenticate(self, scope: dict[str, Any], incoming: Incoming) -> None:
         settings = self.authority.settings
         if incoming.oversize:
-            raise Refused(413, "body_too_large", "the request body is over the limit")
+            raise Refused(413, "body_too_large", "the request body is over the limit", CLOSE)
+        if incoming.timed_out:
+            raise Refused(408, "client_timeout", "the request body did not arrive in time", CLOSE)
         if len(incoming.raw_path) + len(incoming.query) > settings.gateway_max_url_bytes or any(
             len(k) + len(v) > settings.gateway_max_header_bytes for k, v in incoming.headers
         ):
@@ -287,13 +298,12 @@ class Gateway:
         path = incoming.raw_path.decode("ascii") + (
             "?" + incoming.query.decode("latin-1") if incoming.query else ""
         )
-        headers = {
-            name: v.decode("latin-1")
-            for k, v in incoming.headers
-            if (name := k.decode("latin-1")).lower() not in NOT_FORWARDED
-        }
+        headers = _forwarded_headers(incoming.headers)  # names in lower case, as uvicorn gives
         if route.credential_header and route.credential_value:
-            headers[route.credential_header] = route.credential_value
+            # In lower case, so it replaces a header of that name sent by the agent.
+            headers[route.credential_header.lower()] = route.credential_value
+        if needs_body(decision.obligations) or self.inspectors:
+            headers["accept-encoding"] = "identity"  # what is inspected must be readable
         headers[AGENT_HEADER] = incoming.subject
         headers[HEADER] = self.signer.sign(
             upstream_id=route.upstream_id,
@@ -346,6 +356,9 @@ class Gateway:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
             return
+        if upstream.headers.get("content-encoding", "identity").lower() != "identity":
+            await _answer_deny(send, decision, 502, reason="uninspectable_response")
+            return
         limit = self.authority.settings.gateway_max_response_bytes
         body = await upstream.content.read(limit + 1)
         if len(body) > limit:
@@ -374,6 +387,20 @@ class Gateway:
 def _certificate(pem: str) -> x509.Certificate:
     """Parsed once per certificate, not once per request on a kept-alive connection."""
     return x509.load_pem_x509_certificate(pem.encode())
+
+
+def _forwarded_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The agent's headers for the upstream: without hop-by-hop headers, those the agent's
+    ``Connection`` header names (RFC 9110 7.6.1), and the agent's own credential."""
+    dropped = set(NOT_FORWARDED)
+    for key, value in headers:
+        if key == b"connection":
+            dropped.update(t.strip().lower() for t in value.decode("latin-1").split(","))
+    return {
+        name: v.decode("latin-1")
+        for k, v in headers
+        if (name := k.decode("latin-1").lower()) not in dropped
+    }
 
 
 def _host(scope: dict[str, Any]) -> str:

@@ -33,8 +33,9 @@ from warden.policy.engine import PolicyEngine
 from warden.policy.setup import open_policy_engine
 from warden.server.run import ServerCredentials, write_server_credentials
 from warden.transport import serving
+from warden.transport.loop import freeze_startup_heap
 from warden.transport.loop import run as run_loop
-from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
+from warden.transport.uvicorn_mtls import bounded_protocol, server_ssl_context
 
 log = logging.getLogger("warden.gateway")
 FEED_POLL_S = 0.05
@@ -105,7 +106,9 @@ class GatewayServer:
             self.gateway,
             host=self.host,
             port=self.port,
-            http=MtlsHttpToolsProtocol,
+            http=bounded_protocol(
+                settings.gateway_max_head_bytes, settings.gateway_client_timeout_s
+            ),
             loop="uvloop" if os.name == "posix" else "asyncio",
             ssl_certfile=str(self.credentials.certfile),
             ssl_context_factory=lambda _config, _default: self._server_context,
@@ -215,6 +218,7 @@ def run_workers(settings: Settings, routes: Path | None, workers: int) -> None:
                     routes=load_routes(routes) if routes else None,
                     instance=str(os.getpid()),
                 )
+                freeze_startup_heap()
                 run_loop(server.serve(sockets=[sock]))
             finally:
                 os._exit(0)

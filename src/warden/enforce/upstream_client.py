@@ -80,7 +80,14 @@ class UpstreamPool:
                 expected_id, self._context, limit=256, enable_cleanup_closed=True
             )
             session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=False
+                connector=connector,
+                timeout=self._timeout,
+                auto_decompress=False,
+                # One session serves every agent: a cookie one upstream sets for one agent
+                # must never ride on another agent's request.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                # A transparent proxy: the upstream sees the agent's headers, not aiohttp's.
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
             )
             self._sessions[expected_id] = session
         return session

@@ -13,7 +13,6 @@ revocation bites on the very next verification.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -93,7 +92,8 @@ class CredentialVerifier:
         now = now or utcnow()
         bundle = self._bundle()
         leaf = chain[0]
-        key = ("x509", hashlib.sha256(b"".join(c.tbs_certificate_bytes for c in chain)).digest())
+        # Certificates hash and compare by their DER encoding: the same chain is the same key.
+        key = ("x509", tuple(chain))
         credential = self._cached(key, bundle, now)
         if credential is None:
             credential = self._verify_x509_uncached(leaf, list(chain[1:]), bundle, now)

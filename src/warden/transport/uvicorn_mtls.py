@@ -9,11 +9,16 @@ the connection is made, and puts the ASGI ``tls`` extension into every request's
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 from pathlib import Path
 from typing import Any, cast
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("warden.transport")
 
 
 def _tls_extension(transport: Any) -> dict[str, Any] | None:
@@ -32,20 +37,105 @@ def _tls_extension(transport: Any) -> dict[str, Any] | None:
     }
 
 
-class MtlsHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol plus the ASGI TLS extension in each scope."""
+class HeadTooLarge(Exception):
+    """A request line and headers over the bound: answered 431 before the app sees it."""
 
+
+class MtlsHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol plus the ASGI TLS extension in each scope, and bounds on
+    the request head that uvicorn does not set: its size (checked as it arrives, so a client
+    cannot make the server buffer an endless header) and the time it may take (so a client
+    trickling bytes, or connecting and saying nothing, cannot hold a connection open)."""
+
+    max_head_bytes = 65536
+    head_timeout_s = 10.0
     _tls: dict[str, Any] | None = None
+    _head_bytes = 0
+    _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._tls = _tls_extension(transport)
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()  # uvicorn's idle timer between requests
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if not isinstance(exc.__context__, HeadTooLarge):
+                raise
+            log.warning("request head over %d bytes from %s", self.max_head_bytes, self.client)
+            self._refuse(b"431 Request Header Fields Too Large", b"request_head_too_large")
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            self._refuse(b"400 Bad Request", b"malformed_request")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._head_bytes = 0
+        self._start_head_timer()
         if self._tls is not None:
             scope = cast(dict[str, Any], self.scope)
             scope.setdefault("extensions", {})["tls"] = self._tls
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self.max_head_bytes:
+            raise HeadTooLarge()
+
+    def _start_head_timer(self) -> None:
+        self._stop_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.cycle is None or self.cycle.response_complete:  # not while a request is served
+            log.info("closing a connection that sent no complete request head in time")
+            self.transport.close()
+
+    def _refuse(self, status: bytes, reason: bytes) -> None:
+        body = b'{"reason":"' + reason + b'"}'
+        self.transport.write(
+            b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+        )
+        self.transport.close()
+
+
+def bounded_protocol(max_head_bytes: int, head_timeout_s: float) -> type[MtlsHttpToolsProtocol]:
+    """The protocol class with these bounds (uvicorn takes a class, so the bounds are its
+    attributes)."""
+    return type(
+        "BoundedMtlsHttpToolsProtocol",
+        (MtlsHttpToolsProtocol,),
+        {"max_head_bytes": max_head_bytes, "head_timeout_s": head_timeout_s},
+    )
 
 
 def server_ssl_context(

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     gateway_client_timeout_s: float = Field(default=10.0, gt=0, le=300)
     gateway_upstream_timeout_s: float = Field(default=30.0, gt=0, le=600)
     gateway_max_concurrent_per_agent: int = Field(default=64, ge=1, le=10000)
+    # One Server-Sent Event from an MCP server, read whole before any of it is passed on.
+    mcp_max_event_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8443, ge=0, le=65535)

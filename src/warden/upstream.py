@@ -138,3 +138,69 @@ class DecisionVerifier:
                 if len(self._seen) >= REPLAY_LIMIT:
                     raise DecisionRejected("replay_cache_full", "too many live headers")
             self._seen[jti] = expires
+
+
+class RequireDecision:
+    """ASGI middleware for a service behind Warden: every HTTP request must carry a valid
+    ``X-Warden-Decision`` for exactly its method, path and body, or it is refused with 403
+    before the application sees it.
+
+        app = RequireDecision(app, DecisionVerifier.from_bundle_file("bundle.pem", my_id=...))
+    """
+
+    def __init__(self, app: Any, verifier: DecisionVerifier, max_body_bytes: int = 8 << 20):
+        self.app = app
+        self.verifier = verifier
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = bool(message.get("more_body"))
+            if len(body) > self.max_body_bytes:
+                await _refuse(send, "body_too_large")
+                return
+        token = None
+        for key, value in scope["headers"]:
+            if key == b"x-warden-decision":
+                token = value.decode("latin-1")
+        query = scope.get("query_string", b"")
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1") + (
+            "?" + query.decode("latin-1") if query else ""
+        )
+        try:
+            self.verifier.verify(token, scope["method"], path, body)
+        except DecisionRejected as exc:
+            await _refuse(send, exc.code)
+            return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return dict(await receive())  # after the body: the disconnect, when it comes
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse(send: Any, code: str) -> None:
+    body = ('{"error":"' + code + '"}').encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -13,19 +13,30 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import yarl
 from cryptography import x509
 
 from warden.audit.group_commit import GroupCommitRecorder
-from warden.clock import utcnow
 from warden.enforce.decision_header import AGENT_HEADER, HEADER, DecisionHeaderSigner
+from warden.enforce.exchange import (
+    CLOSE,
+    RECORD_FAILED,
+    SPOOFABLE,
+    Incoming,
+    RecordFailed,
+    Refused,
+    anonymous_request,
+    answer_deny,
+    forwarded_headers,
+    refusal,
+    relayed_headers,
+)
 from warden.enforce.obligations import Throttles, apply_to_body, needs_body
 from warden.enforce.routes import AmbiguousRequest, Route, RouteTable, extract_args
 from warden.enforce.upstream_client import UpstreamIdentityMismatch, UpstreamPool
@@ -34,75 +45,15 @@ from warden.identity.authority import IdentityAuthority
 from warden.identity.errors import CredentialRejected
 from warden.identity.verifier import CredentialVerifier
 from warden.policy.engine import PolicyEngine
-from warden.policy.model import Decision, DecisionRequest, Reason, Resource, new_decision_id
+from warden.policy.model import Decision, DecisionRequest
+
+if TYPE_CHECKING:
+    from warden.enforce.mcp.proxy import McpProxy
 
 log = logging.getLogger("warden.gateway")
 SMALL_RESPONSE = 65536
-SPOOFABLE = (
-    "x-forwarded-client-cert",
-    "x-client-cert",
-    "x-ssl-client-cert",
-    "x-ssl-client-s-dn",
-    "ssl-client-cert",
-    "x-client-verify",
-)
-HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-}
-# Towards the upstream: no hop-by-hop headers, and never the agent's own credential.
-NOT_FORWARDED = frozenset({*HOP_BY_HOP, "authorization"})
 # What an inspection hook sees and may do: (decision, route, body) -> replacement deny reason.
 InspectionHook = Callable[[Decision, Route, bytes], str | None]
-
-
-class Refused(Exception):
-    """Ends a request with a deny that is recorded, then answered with ``status``."""
-
-    def __init__(
-        self, status: int, policy: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status, self.policy, self.message = status, policy, message
-        self.headers = headers or {}
-
-
-class RecordFailed(Exception):
-    """A decision could not be made durable."""
-
-
-# The rest of an unread body is not read on: the connection ends with the answer.
-CLOSE = {"connection": "close"}
-RECORD_FAILED = Refused(503, "record_failed", "the decision could not be recorded")
-
-
-@dataclass
-class Incoming:
-    method: str
-    raw_path: bytes
-    query: bytes
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-    host: str
-    client: str
-    authn: str = "none"
-    subject: str = "unauthenticated"
-    oversize: bool = False
-    timed_out: bool = False
-
-    def header(self, name: bytes) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value.decode("latin-1")
-        return None
 
 
 @dataclass
@@ -120,6 +71,7 @@ class Gateway:
     inspectors: list[InspectionHook] = field(default_factory=list)
     throttles: Throttles = field(default_factory=Throttles)
     in_flight: dict[str, int] = field(default_factory=dict)
+    mcp: McpProxy | None = None  # serves routes declared ``protocol: mcp``
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -128,34 +80,39 @@ class Gateway:
         request: DecisionRequest | None = None
         try:
             self._authenticate(scope, incoming)  # 1 authenticate
-            route, request = self._describe(incoming)  # 2 describe
+            route = self._route(incoming)  # 2 describe: the route, then the request
+            if route.mcp is not None and self.mcp is not None:
+                await self.mcp.serve(send, route, incoming, receive)  # the same steps, per message
+                return
+            request = self._describe(route, incoming)
             decision = self.engine.decide(request)  # 3 decide
-            decision = self._reserve(decision, incoming, route)  # 4 reserve
+            decision = self.reserve(decision, incoming.subject, route)  # 4 reserve
             try:
-                await self._record(decision, request)  # 5 record
+                await self.record(decision, request)  # 5 record
                 if not decision.allowed:
-                    await _answer_deny(send, decision, 403)
+                    await answer_deny(send, decision, 403)
                     return
                 await self._forward(send, route, incoming, decision)  # 6-8 forward, inspect
             finally:
                 if decision.allowed:
-                    self._release(incoming.subject)
+                    self.release(incoming.subject)
         except RecordFailed:
-            await _answer_deny(send, _refusal(RECORD_FAILED), 503)
+            await self._answer_refused(send, incoming, refusal("record_failed", ""), RECORD_FAILED)
         except Refused as refused:
-            decision = _refusal(refused)
+            decision = refusal(refused.policy, refused.message)
             try:
-                await self._record(decision, request or _anonymous(incoming))
+                await self.record(decision, request or anonymous_request(incoming))
             except RecordFailed:
                 refused = RECORD_FAILED
-            await _answer_deny(send, decision, refused.status, refused.headers)
+            await self._answer_refused(send, incoming, decision, refused)
 
     # -- the steps -----------------------------------------------------------------------------
 
     async def _read(self, scope: dict[str, Any], receive: Any) -> Incoming:
         """The request with its body, read up to the limit and no further: a body declared or
         streamed past it is not read on (the connection closes after the 413)."""
-        limit = self.authority.settings.gateway_max_body_bytes
+        settings = self.authority.settings
+        limit = settings.gateway_max_body_bytes
         client = scope.get("client") or ("", 0)
         incoming = Incoming(
             method=scope["method"],
@@ -172,7 +129,7 @@ class Gateway:
             return incoming
         body = bytearray()
         try:
-            async with asyncio.timeout(self.authority.settings.gateway_client_timeout_s):
+            async with asyncio.timeout(settings.gateway_client_timeout_s):
                 while True:
                     message = await receive()
                     body += message.get("body", b"")
@@ -211,8 +168,7 @@ class Gateway:
         authorization = incoming.header(b"authorization") or ""
         try:
             if chain:
-                certs = [_certificate(pem) for pem in chain]
-                credential = verifier.verify_x509(certs)
+                credential = verifier.verify_x509([_certificate(pem) for pem in chain])
                 incoming.authn = "mtls"
             elif authorization.lower().startswith("bearer "):
                 credential = verifier.verify_jwt(authorization[7:].strip(), self.spiffe_id)
@@ -226,41 +182,57 @@ class Gateway:
         except WardenError as exc:  # status view stale, store down: fail closed
             raise Refused(503, exc.code, exc.message) from exc
         incoming.subject = str(credential.spiffe_id)
+        incoming.credential = credential
         if credential.spiffe_id.kind != "agent":
             raise Refused(403, "not_an_agent", "only agents call through the gateway")
 
-    def _describe(self, incoming: Incoming) -> tuple[Route, DecisionRequest]:
+    def _route(self, incoming: Incoming) -> Route:
         try:
             found = self.routes.find(incoming.host, incoming.raw_path)
-            if found is None:
-                raise Refused(403, "unknown_route", "no route serves this path")
-            route, _ = found
+        except AmbiguousRequest as exc:
+            raise Refused(400, "ambiguous_request", exc.message) from exc
+        if found is None:
+            raise Refused(403, "unknown_route", "no route serves this path")
+        return found[0]
+
+    def _describe(self, route: Route, incoming: Incoming) -> DecisionRequest:
+        try:
             args = extract_args(
                 route, incoming.query, incoming.body, incoming.header(b"content-type") or ""
             )
         except AmbiguousRequest as exc:
             raise Refused(400, "ambiguous_request", exc.message) from exc
-        request = DecisionRequest(
+        return DecisionRequest(
             subject_type="Agent",
             subject_id=incoming.subject,
             action=f"http:{incoming.method.upper()}",
             resource=route.resource,
-            context={
-                "authn": incoming.authn,
-                "source_ip": incoming.client,
-                "args": args,
-                "destination_region": route.properties.get("region", ""),
-                "route": route.name,
-            },
+            context=self.context(incoming, route, args=args),
         )
-        return route, request
 
-    def _reserve(self, decision: Decision, incoming: Incoming, route: Route) -> Decision:
+    def context(
+        self, incoming: Incoming, route: Route, *, tool: str = "", args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The decision context the caller's request gives (Warden adds the rest)."""
+        context = {
+            "authn": incoming.authn,
+            "source_ip": incoming.client,
+            "args": args,
+            "destination_region": route.properties.get("region", ""),
+            "route": route.name,
+        }
+        if tool:
+            context["tool"] = tool
+        return context
+
+    def reserve(self, decision: Decision, subject: str, route: Route) -> Decision:
+        """Take what an allow consumes: a throttle token, a slot among the agent's requests in
+        flight, a work-order use (last). A refusal raises :class:`Refused`."""
         if not decision.allowed:
             return decision
         for obligation in decision.obligations:
             if obligation.startswith("throttle:"):
-                wait = self.throttles.take(incoming.subject, route.name, obligation)
+                wait = self.throttles.take(subject, route.name, obligation)
                 if wait > 0:
                     raise Refused(
                         429,
@@ -270,27 +242,59 @@ class Gateway:
                     )
             elif obligation == "approval":
                 raise Refused(202, "approval_required", "parked for human approval")
-        in_flight = self.in_flight.get(incoming.subject, 0)
+        in_flight = self.in_flight.get(subject, 0)
         if in_flight >= self.authority.settings.gateway_max_concurrent_per_agent:
             raise Refused(429, "too_many_concurrent", "too many requests in flight")
         decision = self.engine.reserve(decision)  # the work-order use, taken last
         if decision.allowed:  # the slot is taken here, with no await since the check
-            self.in_flight[incoming.subject] = in_flight + 1
+            self.in_flight[subject] = in_flight + 1
         return decision
 
-    def _release(self, subject: str) -> None:
+    def release(self, subject: str) -> None:
         left = self.in_flight.get(subject, 1) - 1
         if left > 0:
             self.in_flight[subject] = left
         else:
             self.in_flight.pop(subject, None)
 
-    async def _record(self, decision: Decision, request: DecisionRequest) -> None:
+    async def record(self, decision: Decision, request: DecisionRequest) -> None:
+        """Make the decision durable; :class:`RecordFailed` when it cannot be (then nothing is
+        forwarded, and the caller is answered 503)."""
         try:
             await self.recorder.record_async(decision, request, enforcement_point=self.spiffe_id)
-        except WardenError as exc:  # not durable: nothing is forwarded or answered as allowed
+        except WardenError as exc:
             log.error("%s", exc.message)
             raise RecordFailed() from exc
+
+    def upstream_headers(
+        self,
+        incoming: Incoming,
+        route: Route,
+        decision: Decision,
+        *,
+        method: str,
+        path: str,
+        body: bytes,
+        inspecting: bool,
+    ) -> dict[str, str]:
+        """The headers an upstream gets: the agent's (filtered), the route's credential, who
+        the agent is, and the signed decision for exactly this method, path and body."""
+        headers = forwarded_headers(incoming.headers)
+        if route.credential_header and route.credential_value:
+            # In lower case, so it replaces a header of that name sent by the agent.
+            headers[route.credential_header.lower()] = route.credential_value
+        if inspecting:
+            headers["accept-encoding"] = "identity"  # what is inspected must be readable
+        headers[AGENT_HEADER] = incoming.subject
+        headers[HEADER] = self.signer.sign(
+            upstream_id=route.upstream_id,
+            agent_id=incoming.subject,
+            decision_id=decision.decision_id,
+            method=method,
+            path=path,
+            body=body,
+        )
+        return headers
 
     async def _forward(
         self, send: Any, route: Route, incoming: Incoming, decision: Decision
@@ -298,20 +302,14 @@ class Gateway:
         path = incoming.raw_path.decode("ascii") + (
             "?" + incoming.query.decode("latin-1") if incoming.query else ""
         )
-        headers = _forwarded_headers(incoming.headers)  # names in lower case, as uvicorn gives
-        if route.credential_header and route.credential_value:
-            # In lower case, so it replaces a header of that name sent by the agent.
-            headers[route.credential_header.lower()] = route.credential_value
-        if needs_body(decision.obligations) or self.inspectors:
-            headers["accept-encoding"] = "identity"  # what is inspected must be readable
-        headers[AGENT_HEADER] = incoming.subject
-        headers[HEADER] = self.signer.sign(
-            upstream_id=route.upstream_id,
-            agent_id=incoming.subject,
-            decision_id=decision.decision_id,
+        headers = self.upstream_headers(
+            incoming,
+            route,
+            decision,
             method=incoming.method,
             path=path,
             body=incoming.body,
+            inspecting=needs_body(decision.obligations) or bool(self.inspectors),
         )
         session = self.upstreams.session(route.upstream_id)
         try:
@@ -325,19 +323,15 @@ class Gateway:
                 await self._relay(send, upstream, route, decision)
         except UpstreamIdentityMismatch as exc:
             log.error("decision %s: %s", decision.decision_id, exc.message)
-            await _answer_deny(send, decision, 502, reason="upstream_identity_mismatch")
+            await answer_deny(send, decision, 502, reason="upstream_identity_mismatch")
         except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("decision %s: upstream failed: %s", decision.decision_id, exc)
-            await _answer_deny(send, decision, 502, reason="upstream_unavailable")
+            await answer_deny(send, decision, 502, reason="upstream_unavailable")
 
     async def _relay(
         self, send: Any, upstream: aiohttp.ClientResponse, route: Route, decision: Decision
     ) -> None:
-        headers = [
-            (k.lower().encode("latin-1"), v.encode("latin-1"))
-            for k, v in upstream.headers.items()
-            if k.lower() not in HOP_BY_HOP
-        ]
+        headers = relayed_headers(upstream.headers)
         headers.append((b"x-warden-decision-id", decision.decision_id.encode()))
         if not (needs_body(decision.obligations) or self.inspectors):
             length = upstream.content_length
@@ -357,23 +351,22 @@ class Gateway:
             await send({"type": "http.response.body", "body": b""})
             return
         if upstream.headers.get("content-encoding", "identity").lower() != "identity":
-            await _answer_deny(send, decision, 502, reason="uninspectable_response")
+            await answer_deny(send, decision, 502, reason="uninspectable_response")
             return
         limit = self.authority.settings.gateway_max_response_bytes
         body = await upstream.content.read(limit + 1)
         if len(body) > limit:
-            await _answer_deny(send, decision, 502, reason="response_too_large")
+            await answer_deny(send, decision, 502, reason="response_too_large")
             return
-        for inspect in self.inspectors:
-            blocked = inspect(decision, route, body)
-            if blocked:
-                await _answer_deny(send, decision, 403, reason=blocked)
-                return
+        blocked = self.inspect(decision, route, body)
+        if blocked:
+            await answer_deny(send, decision, 403, reason=blocked)
+            return
         if needs_body(decision.obligations):
             try:
                 body, done = apply_to_body(decision.obligations, body)
             except ValueError:
-                await _answer_deny(send, decision, 502, reason="uninspectable_response")
+                await answer_deny(send, decision, 502, reason="uninspectable_response")
                 return
             headers = [(k, v) for k, v in headers if k != b"content-encoding"]
             if done:
@@ -382,25 +375,35 @@ class Gateway:
         await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
+    def inspect(self, decision: Decision, route: Route, body: bytes) -> str | None:
+        """The first inspection hook's reason to block ``body``, or None."""
+        for inspect in self.inspectors:
+            blocked = inspect(decision, route, body)
+            if blocked:
+                return blocked
+        return None
+
+    async def _answer_refused(
+        self, send: Any, incoming: Incoming, decision: Decision, refused: Refused
+    ) -> None:
+        """An MCP client is answered in JSON-RPC, anyone else with the short JSON deny."""
+        if self.mcp is not None and self._is_mcp(incoming):
+            await self.mcp.answer_refused(send, None, decision, refused)
+        else:
+            await answer_deny(send, decision, refused.status, refused.headers)
+
+    def _is_mcp(self, incoming: Incoming) -> bool:
+        try:
+            found = self.routes.find(incoming.host, incoming.raw_path)
+        except AmbiguousRequest:
+            return False
+        return found is not None and found[0].mcp is not None
+
 
 @functools.lru_cache(maxsize=4096)
 def _certificate(pem: str) -> x509.Certificate:
     """Parsed once per certificate, not once per request on a kept-alive connection."""
     return x509.load_pem_x509_certificate(pem.encode())
-
-
-def _forwarded_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The agent's headers for the upstream: without hop-by-hop headers, those the agent's
-    ``Connection`` header names (RFC 9110 7.6.1), and the agent's own credential."""
-    dropped = set(NOT_FORWARDED)
-    for key, value in headers:
-        if key == b"connection":
-            dropped.update(t.strip().lower() for t in value.decode("latin-1").split(","))
-    return {
-        name: v.decode("latin-1")
-        for k, v in headers
-        if (name := k.decode("latin-1").lower()) not in dropped
-    }
 
 
 def _host(scope: dict[str, Any]) -> str:
@@ -409,52 +412,3 @@ def _host(scope: dict[str, Any]) -> str:
             return str(value.decode("latin-1"))
     server = scope.get("server") or ("", 0)
     return str(server[0])
-
-
-def _anonymous(incoming: Incoming) -> DecisionRequest:
-    return DecisionRequest(
-        subject_type="Agent",
-        subject_id=incoming.subject,
-        action=f"http:{incoming.method.upper()}"[:128],
-        resource=Resource("Endpoint", incoming.raw_path.decode("latin-1")[:512]),
-        context={"authn": incoming.authn, "source_ip": incoming.client},
-    )
-
-
-def _refusal(refused: Refused) -> Decision:
-    return Decision(
-        decision_id=new_decision_id(),
-        decision="deny",
-        reasons=(Reason(refused.policy, "forbid", refused.message[:500]),),
-        obligations=(),
-        risk={"score": 1000, "level": "unknown", "factors": []},
-        policy_revision="",
-        work_order=None,
-        at=utcnow(),
-    )
-
-
-async def _answer_deny(
-    send: Any,
-    decision: Decision,
-    status: int,
-    headers: dict[str, str] | None = None,
-    reason: str | None = None,
-) -> None:
-    """Short and identical in shape: the decision id to look up, and one reason code."""
-    body = json.dumps(
-        {"decision_id": decision.decision_id, "reason": reason or decision.reasons[0].policy}
-    ).encode()
-    extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -31,6 +31,25 @@ class AmbiguousRequest(UntrustedInputError):
 
 
 @dataclass(frozen=True)
+class McpResourceRule:
+    """What the policy is told about MCP resources whose URI starts with ``prefix``."""
+
+    prefix: str
+    type: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class McpRoute:
+    """What an MCP route adds: per-tool and per-prompt properties (merged over the route's),
+    and resource rules by URI prefix (the first that matches wins)."""
+
+    tools: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prompts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resources: tuple[McpResourceRule, ...] = ()
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
     host: str | None  # None: any host
@@ -44,7 +63,8 @@ class Route:
     body_args: tuple[str, ...] = ()
     credential_header: str | None = None  # injected towards the upstream, never from agents
     credential_value: str | None = None
-    protocol: str = "http"
+    protocol: str = "http"  # http | mcp (an MCP endpoint: ``upstream`` is its full URL)
+    mcp: McpRoute | None = None
     resource: Resource = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -56,6 +76,8 @@ class Route:
     def matches(self, host: str, path: str) -> bool:
         if self.host is not None and host.split(":", 1)[0].lower() != self.host:
             return False
+        if self.mcp is not None:  # an MCP endpoint is one path, nothing below it
+            return path == self.prefix
         return (
             path == self.prefix.rstrip("/")
             or path.startswith(self.prefix if self.prefix.endswith("/") else self.prefix + "/")
@@ -149,6 +171,10 @@ def parse_routes(document: Any, source: str = "routes") -> RouteTable:
             SpiffeId.parse(str(raw["upstream_id"]))
             resource = raw["resource"]
             credential = raw.get("credential") or {}
+            protocol = str(raw.get("protocol", "http"))
+            if protocol not in ("http", "mcp"):
+                raise ConfigError(f"{where}: protocol is http or mcp, not {protocol!r}")
+            mcp = _mcp_route(raw.get("mcp") or {}, where) if protocol == "mcp" else None
             routes.append(
                 Route(
                     name=str(raw.get("name", f"route-{index + 1}")),
@@ -163,7 +189,8 @@ def parse_routes(document: Any, source: str = "routes") -> RouteTable:
                     body_args=tuple(raw.get("args", {}).get("body", []) or []),
                     credential_header=credential.get("header"),
                     credential_value=credential.get("value"),
-                    protocol=str(raw.get("protocol", "http")),
+                    protocol=protocol,
+                    mcp=mcp,
                 )
             )
         except (KeyError, TypeError) as exc:
@@ -171,3 +198,28 @@ def parse_routes(document: Any, source: str = "routes") -> RouteTable:
         except UntrustedInputError as exc:
             raise ConfigError(f"{where}: {exc.message}") from exc
     return RouteTable(tuple(routes))
+
+
+def _mcp_route(raw: Any, where: str) -> McpRoute:
+    if not isinstance(raw, dict) or set(raw) - {"tools", "prompts", "resources"}:
+        raise ConfigError(f"{where}: mcp takes tools, prompts and resources")
+    for key in ("tools", "prompts"):
+        named = raw.get(key) or {}
+        if not isinstance(named, dict) or not all(isinstance(v, dict) for v in named.values()):
+            raise ConfigError(f"{where}: mcp.{key} maps names to properties")
+    rules = []
+    for rule in raw.get("resources") or []:
+        if not isinstance(rule, dict) or not isinstance(rule.get("prefix"), str):
+            raise ConfigError(f"{where}: an mcp resource rule has a URI prefix")
+        rules.append(
+            McpResourceRule(
+                prefix=rule["prefix"],
+                type=str(rule.get("type", "Dataset")),
+                properties=dict(rule.get("properties") or {}),
+            )
+        )
+    return McpRoute(
+        tools={str(k): dict(v) for k, v in (raw.get("tools") or {}).items()},
+        prompts={str(k): dict(v) for k, v in (raw.get("prompts") or {}).items()},
+        resources=tuple(rules),
+    )

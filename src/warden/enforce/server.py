@@ -22,6 +22,9 @@ from warden.clock import utcnow
 from warden.config import Settings
 from warden.enforce.decision_header import DecisionHeaderSigner
 from warden.enforce.gateway import Gateway
+from warden.enforce.mcp.pins import ToolPins
+from warden.enforce.mcp.proxy import McpProxy
+from warden.enforce.mcp.sessions import McpSessions
 from warden.enforce.routes import RouteTable, load_routes
 from warden.enforce.upstream_client import UpstreamPool, upstream_ssl_context
 from warden.errors import ConfigError
@@ -39,6 +42,7 @@ from warden.transport.uvicorn_mtls import bounded_protocol, server_ssl_context
 
 log = logging.getLogger("warden.gateway")
 FEED_POLL_S = 0.05
+PIN_POLL_S = 1.0
 
 
 class GatewayServer:
@@ -88,6 +92,7 @@ class GatewayServer:
             str(self.credentials.ca_file),
         )
         self.recorder = GroupCommitRecorder(authority.store)
+        self.pins = ToolPins(authority.store)
         self.gateway = Gateway(
             authority=authority,
             engine=self.engine,
@@ -102,6 +107,10 @@ class GatewayServer:
                 lambda: authority.ca.bundle, status, clock_skew_s=settings.clock_skew_s
             ),
         )
+        self.mcp = McpProxy(
+            self.gateway, McpSessions(authority.store), self.pins, settings.mcp_max_event_bytes
+        )
+        self.gateway.mcp = self.mcp
         config = uvicorn.Config(
             self.gateway,
             host=self.host,
@@ -141,6 +150,8 @@ class GatewayServer:
                 FEED_POLL_S, self.authority.status.catch_up, "following the principal feed"
             ),
             self._renew_svid(),
+            self.mcp.streams.run(),
+            serving.every(PIN_POLL_S, self.pins.refresh, "reloading held MCP tools"),
         )
         try:
             await self._server.serve(sockets=sockets)

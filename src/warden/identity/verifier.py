@@ -220,6 +220,16 @@ class CredentialVerifier:
 
     # -- shared -----------------------------------------------------------------------------
 
+    def recheck(
+        self, credential: VerifiedCredential, *, now: datetime | None = None
+    ) -> VerifiedCredential:
+        """Whether a credential verified earlier still holds: unexpired, its principal still
+        active at the same epoch, the credential not revoked (for long-lived streams)."""
+        now = now or utcnow()
+        if now > credential.expires_at:
+            raise CredentialRejected("expired", f"expired at {credential.expires_at}")
+        return self._check_status(credential)
+
     def _check_status(self, credential: VerifiedCredential) -> VerifiedCredential:
         state = self._status.principal_state(str(credential.spiffe_id))
         if state is None:

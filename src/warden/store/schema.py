@@ -251,3 +251,41 @@ enforcement_points = Table(
     Column("created_by", String(2048), nullable=False),
     Column("status", String(16), nullable=False),
 )
+
+# MCP sessions (handshake era) and the SPIFFE ID that opened each: only it may use the session.
+# The session id is kept as its SHA-256, so the table holds nothing a caller could present.
+mcp_sessions = Table(
+    "mcp_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("server", String(2048), nullable=False),
+    Column("spiffe_id", String(2048), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_mcp_sessions_spiffe_id", "spiffe_id"),
+)
+
+# Tool definitions as first seen (or last approved) per MCP server; a changed definition waits
+# in pending_* until an operator approves it.
+mcp_tool_pins = Table(
+    "mcp_tool_pins",
+    metadata,
+    Column("server", String(2048), primary_key=True),
+    Column("tool", String(128), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("pinned_at", DateTime(timezone=True), nullable=False),
+    Column("pinned_by", String(2048), nullable=False),
+    Column("pending_digest", String(64), nullable=True),
+    Column("pending_definition", JSON, nullable=True),
+    Column("pending_since", DateTime(timezone=True), nullable=True),
+)
+
+# Requests a server put to an agent through the gateway (handshake era): the agent may answer
+# only these, on the session they came on, before they expire.
+mcp_server_requests = Table(
+    "mcp_server_requests",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("request_id", String(256), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,1 @@
+"""MCP (the Model Context Protocol, Streamable HTTP transport) through the gateway."""

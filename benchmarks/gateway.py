@@ -1,13 +1,15 @@
 """Gateway benchmark: the same load (a local upstream returning 1 KB of JSON) direct and
 through the gateway, with mTLS on both legs, a decision and a durable (fsynced) record per
-request, at 1 and 32 concurrent connections, in one run. The load generator, the upstream and
-the gateway (`warden gateway`) each run in their own processes; the gateway's CPU time is read
-from /proc.
+request, at 1 and 32 concurrent connections, in one run; and an MCP `tools/call` (the official
+SDK's server, stateless revision, JSON answers) direct and through the gateway at 1 connection.
+The load generator, the upstreams and the gateway (`warden gateway`) each run in their own
+processes; the gateway's CPU time is read from /proc.
 
     python benchmarks/gateway.py [--quick] [--json PATH]
 
 JSON keys: direct_rps_c1, gateway_rps_c1, added_p50_ms_c1, added_p99_ms_c1, direct_rps_c32,
-gateway_rps_c32, throughput_ratio_c32, gateway_cpu_ms_per_req, fsync_p50_ms.
+gateway_rps_c32, throughput_ratio_c32, gateway_cpu_ms_per_req, fsync_p50_ms,
+mcp_direct_p50_ms_c1, mcp_gateway_p50_ms_c1, mcp_added_p50_ms_c1.
 """
 
 from __future__ import annotations
@@ -68,9 +70,48 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def load(url: str, creds: Path, concurrency: int, seconds: float) -> dict[str, float]:
+MCP_CALL = {
+    "method": "POST",
+    "headers": {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": "add",
+    },
+    "body": json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {
+                "name": "add",
+                "arguments": {"a": 2, "b": 3},
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            },
+        }
+    ),
+}
+
+
+def load(
+    url: str, creds: Path, concurrency: int, seconds: float, spec: Path | None = None
+) -> dict[str, float]:
+    extra = [str(spec)] if spec is not None else []
     out = subprocess.run(
-        [sys.executable, str(HERE / "_load.py"), url, str(creds), str(concurrency), str(seconds)],
+        [
+            sys.executable,
+            str(HERE / "_load.py"),
+            url,
+            str(creds),
+            str(concurrency),
+            str(seconds),
+            *extra,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -79,8 +120,9 @@ def load(url: str, creds: Path, concurrency: int, seconds: float) -> dict[str, f
     return dict(json.loads(out.stdout))
 
 
-def setup(root: Path) -> tuple[Path, Path, Path]:
-    """A trust domain, an upstream SVID, an agent SVID; returns (state, upstream, agent)."""
+def setup(root: Path) -> tuple[Path, Path, Path, Path]:
+    """A trust domain, upstream SVIDs (HTTP and MCP), an agent SVID; returns (state, upstream,
+    MCP upstream, agent)."""
     settings = load_settings(state_dir=root / "state")
     settings.state_dir.mkdir(mode=0o700)
     store = open_store(settings.database)
@@ -95,10 +137,17 @@ def setup(root: Path) -> tuple[Path, Path, Path]:
         ),
         bundle,
     )
+    tools = write_svid(
+        root / "tools",
+        authority.issuer.issue_service_x509(
+            "bench-tools", dns_names=["localhost"], ip_addresses=["127.0.0.1"]
+        ),
+        bundle,
+    )
     authority.agents.register("bench-bot", owner="bench", groups=["finance"])
     agent = write_svid(root / "agent", authority.issuer.issue_agent_x509("bench-bot"), bundle)
     store.dispose()
-    return settings.state_dir, upstream, agent
+    return settings.state_dir, upstream, tools, agent
 
 
 def main() -> None:
@@ -107,11 +156,16 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="warden-gw-bench-") as tmp:
         root = Path(tmp)
-        state, upstream_creds, agent_creds = setup(root)
-        port = free_port()
+        state, upstream_creds, tools_creds, agent_creds = setup(root)
+        port, mcp_port = free_port(), free_port()
         upstream = subprocess.Popen(
             [sys.executable, str(HERE / "_upstream.py"), str(upstream_creds), str(port)]
         )
+        tools = subprocess.Popen(
+            [sys.executable, str(HERE / "_mcp_upstream.py"), str(tools_creds), str(mcp_port)]
+        )
+        call = root / "mcp-call.json"
+        call.write_text(json.dumps(MCP_CALL))
         routes = root / "routes.yaml"
         routes.write_text(
             json.dumps(
@@ -127,14 +181,29 @@ def main() -> None:
                                 "properties": {"domain": "finance", "classification": "internal"},
                             },
                             "args": {"query": ["limit"]},
-                        }
+                        },
+                        {
+                            "prefix": "/mcp/bench",
+                            "protocol": "mcp",
+                            "upstream": f"https://127.0.0.1:{mcp_port}/mcp",
+                            "upstream_id": "spiffe://bench.example/svc/bench-tools",
+                            "resource": {
+                                "type": "Tool",
+                                "id": "bench-tools",
+                                "properties": {"domain": "finance", "classification": "internal"},
+                            },
+                        },
                     ]
                 }
             )
         )
         try:
             wait_for_port(port)
+            wait_for_port(mcp_port)
             direct_url = f"https://127.0.0.1:{port}/ledger/invoices?limit=10"
+            results["mcp_direct"] = load(
+                f"https://127.0.0.1:{mcp_port}/mcp", agent_creds, 1, seconds, call
+            )
             for concurrency in (1, 32):
                 results[f"direct_c{concurrency}"] = load(
                     direct_url, agent_creds, concurrency, seconds
@@ -168,6 +237,14 @@ def main() -> None:
                         url, agent_creds, concurrency, seconds
                     )
                     results[f"cpu_c{concurrency}"] = {"seconds": cpu_seconds(gateway.pid) - before}
+                    if concurrency == 1:
+                        results["mcp_gateway"] = load(
+                            f"https://localhost:{gateway_port}/mcp/bench",
+                            agent_creds,
+                            1,
+                            seconds,
+                            call,
+                        )
                 finally:
                     gateway.terminate()
                     gateway.wait()
@@ -175,8 +252,9 @@ def main() -> None:
                 fsync_probe(root / "fsync.probe") * 1000 for _ in range(50 if args.quick else 200)
             ]
         finally:
-            upstream.terminate()
-            upstream.wait()
+            for child in (upstream, tools):
+                child.terminate()
+                child.wait()
     served = results["gateway_c1"]["all_requests"] + results["gateway_c32"]["all_requests"]
     cpu = results["cpu_c1"]["seconds"] + results["cpu_c32"]["seconds"]
     g1, d1 = results["gateway_c1"], results["direct_c1"]
@@ -192,7 +270,15 @@ def main() -> None:
         ),
         "gateway_cpu_ms_per_req": round(cpu / served * 1000, 3),
         "fsync_p50_ms": round(percentile(fsyncs, 50), 3),
-        "gateway_errors": results["gateway_c1"]["errors"] + results["gateway_c32"]["errors"],
+        "mcp_direct_p50_ms_c1": round(results["mcp_direct"]["p50_ms"], 3),
+        "mcp_gateway_p50_ms_c1": round(results["mcp_gateway"]["p50_ms"], 3),
+        "mcp_added_p50_ms_c1": round(
+            results["mcp_gateway"]["p50_ms"] - results["mcp_direct"]["p50_ms"], 3
+        ),
+        "gateway_errors": results["gateway_c1"]["errors"]
+        + results["gateway_c32"]["errors"]
+        + results["mcp_gateway"]["errors"]
+        + results["mcp_direct"]["errors"],
     }
     rows = [
         ("direct, 1 connection", figures["direct_rps_c1"], "req/s", ""),
@@ -209,7 +295,10 @@ def main() -> None:
         ),
         ("gateway CPU per request", figures["gateway_cpu_ms_per_req"], "ms", "<= 1.0"),
         ("fdatasync of a small append p50", figures["fsync_p50_ms"], "ms", ""),
-        ("gateway answers other than 200", figures["gateway_errors"], "", "0"),
+        ("MCP tools/call direct p50, 1 connection", figures["mcp_direct_p50_ms_c1"], "ms", ""),
+        ("MCP tools/call through the gateway p50", figures["mcp_gateway_p50_ms_c1"], "ms", ""),
+        ("MCP added latency p50, 1 connection", figures["mcp_added_p50_ms_c1"], "ms", "<= 2"),
+        ("answers other than 200", figures["gateway_errors"], "", "0"),
     ]
     report(f"gateway benchmark ({'quick' if args.quick else 'full'})", rows, figures, args.json)
 

@@ -26,7 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from tests.support.creds import context_for, write_svid
-from tests.support.gateway import recorded
+from tests.support.gateway import recorded, with_settings
 from tests.support.mcp_upstream import McpUpstream, mcp_route
 from warden.enforce.mcp.messages import WARDEN_DENIED
 from warden.enforce.routes import parse_routes
@@ -41,8 +41,14 @@ MODERN = {"MCP-Protocol-Version": "2026-07-28"}
 
 class McpSetup:
     def __init__(
-        self, authority: IdentityAuthority, root: Path, engine: PolicyEngine | None = None
+        self,
+        authority: IdentityAuthority,
+        root: Path,
+        engine: PolicyEngine | None = None,
+        **overrides: Any,
     ) -> None:
+        if overrides:  # the same store and CA, other bounds
+            authority = with_settings(authority, **overrides)
         self.authority = authority
         self.root = root
         self.upstream = McpUpstream(authority, root).start()
@@ -511,3 +517,22 @@ def test_records_say_which_tool_and_era(mcp_setup: McpSetup) -> None:
     assert record["decision"] == "allow"
     assert record["request"]["resource"]["id"] == "finance-tools/tools/add"
     assert record["request"]["context"]["tool"] == "add"
+
+
+def test_an_event_over_the_bound_fails_closed(authority: IdentityAuthority, tmp_path: Path) -> None:
+    setup = McpSetup(authority, tmp_path, mcp_max_event_bytes=1024)
+
+    async def go() -> Any:
+        async with setup.client("invoice-bot", "legacy") as client:  # answers come as SSE
+            small = await client.call_tool("add", {"a": 1, "b": 1})
+            try:
+                return small, await client.call_tool("report", {})
+            except MCPError as exc:
+                return small, exc
+
+    try:
+        small, big = run(go())
+    finally:
+        setup.stop()
+    assert small.content[0].text == "2"
+    assert denial(big)[0] == "event_too_large"  # none of the 4 KiB reached the agent

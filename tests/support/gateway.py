@@ -16,20 +16,25 @@ from warden.enforce.server import GatewayServer
 from warden.identity.authority import IdentityAuthority, file_key_manager
 
 
+def with_settings(authority: IdentityAuthority, **overrides: Any) -> IdentityAuthority:
+    """The same store and CA with other settings (gateway bounds, for one test)."""
+    settings = load_settings(
+        state_dir=authority.settings.state_dir,
+        database_url=authority.settings.database_url,
+        **overrides,
+    )
+    return IdentityAuthority.from_parts(
+        settings, authority.store, file_key_manager(authority.settings)
+    )
+
+
 class Setup:
     """A gateway with four routes (ledger, customers, an impostor upstream, a dead one) in
     front of real mTLS upstreams, and two agents. ``overrides``: gateway settings."""
 
     def __init__(self, authority: IdentityAuthority, root: Path, **overrides: Any) -> None:
         if overrides:  # the same store and CA, other bounds
-            settings = load_settings(
-                state_dir=authority.settings.state_dir,
-                database_url=authority.settings.database_url,
-                **overrides,
-            )
-            authority = IdentityAuthority.from_parts(
-                settings, authority.store, file_key_manager(authority.settings)
-            )
+            authority = with_settings(authority, **overrides)
         self.authority = authority
         self.root = root
         self.upstream = Upstream(authority, root).start()

@@ -2,10 +2,11 @@
 ``Server`` over Streamable HTTP, on uvicorn with mTLS (client certificates required) behind
 ``warden.upstream.RequireDecision``, so only calls the gateway decided reach it.
 
-Its tools: ``add``; ``export_customers`` (rows, destination); ``payroll_lookup``;
-``confirm_payment``, which asks the agent to confirm (elicitation: a request on the stream in
-the handshake era, an input request in the stateless revision); and ``tool_00`` ... ``tool_09``,
-listed five to a page. Descriptions can be changed while it runs (a "rug pull").
+Its tools: ``add``; ``export_customers`` (rows, destination); ``payroll_lookup``; ``report``
+(4 KiB of text); ``confirm_payment``, which asks the agent to confirm (elicitation: a request
+on the stream in the handshake era, an input request in the stateless revision); and
+``tool_00`` ... ``tool_09``, listed five to a page. Descriptions can be changed while it runs
+(a "rug pull").
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class McpUpstream:
             "export_customers": "Export customer rows to a destination.",
             "payroll_lookup": "Look up an employee's payroll record.",
             "confirm_payment": "Pay an amount after the user confirms.",
+            "report": "A long report (4 KiB of text).",
             **{f"tool_{i:02d}": f"Filler tool {i}." for i in range(10)},
         }
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -119,6 +121,8 @@ class McpUpstream:
         self.calls.append((params.name, arguments))
         if params.name == "add":
             return _text(str(int(arguments["a"]) + int(arguments["b"])))
+        if params.name == "report":
+            return _text("r" * 4096)
         if params.name == "confirm_payment":
             return await self._confirm(ctx, params, arguments)
         return _text(f"{params.name} done")

@@ -13,6 +13,7 @@ from warden.cli import (
     ca,
     demo,
     enforcement_points,
+    mcp,
     operators,
     policy,
     run,
@@ -40,6 +41,7 @@ app.add_typer(operators.app, name="operator", help="Manage operators.")
 app.add_typer(ca.app, name="ca", help="The built-in certificate authority.")
 app.add_typer(policy.app, name="policy", help="Test, validate, evaluate and sign policies.")
 app.add_typer(workorders.app, name="workorder", help="Just-in-time, task-scoped grants.")
+app.add_typer(mcp.app, name="mcp", help="Pinned MCP tool definitions.")
 app.add_typer(
     enforcement_points.app, name="enforcement-point", help="Services allowed to ask for decisions."
 )

@@ -37,6 +37,7 @@ from warden.server.auth import require
 from warden.server.decision_routes import decision_router
 from warden.server.feed_routes import feed_router
 from warden.server.limits import BodyLimit
+from warden.server.mcp_routes import mcp_router
 from warden.server.policy_routes import policy_router
 from warden.transport.path_guard import PathGuard
 
@@ -240,6 +241,7 @@ def create_app(
 
     app.include_router(feed_router(authority, authorizer))
     app.include_router(attestation_router(authority, authorizer))
+    app.include_router(mcp_router(authority, authorizer))
     if engine is not None:
         app.include_router(
             decision_router(

@@ -31,6 +31,8 @@ test: $(STAMP) lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/identity.py --quick
+	$(BIN)/python benchmarks/decide.py --quick
+	$(BIN)/python benchmarks/gateway.py --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import mcp_types as types
-import uvicorn
 from mcp.server.lowlevel.server import Server
 
-from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
+sys.path.insert(0, str(Path(__file__).parent))
+from _upstream import serve_mtls
 
 ADD = types.Tool(
     name="add",
@@ -38,24 +38,7 @@ def main() -> None:
     creds, port = Path(sys.argv[1]), int(sys.argv[2])
     server: Server[Any] = Server("bench-tools", on_list_tools=list_tools, on_call_tool=call_tool)
     app = server.streamable_http_app(stateless_http=True, json_response=True)
-    context = server_ssl_context(
-        certfile=creds / "svid.pem",
-        keyfile=creds / "key.pem",
-        ca_file=creds / "bundle.pem",
-        require_client_cert=True,
-    )
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http=MtlsHttpToolsProtocol,
-        loop="uvloop",
-        ssl_certfile=str(creds / "svid.pem"),
-        ssl_context_factory=lambda _c, _d: context,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
+    serve_mtls(app, creds, port, lifespan="on")
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ async def app(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-de
     await send({"type": "http.response.body", "body": BODY})
 
 
-def main() -> None:
-    creds, port = Path(sys.argv[1]), int(sys.argv[2])
+def serve_mtls(app: object, creds: Path, port: int, *, lifespan: str = "off") -> None:
+    """Serve ``app`` on 127.0.0.1:``port`` with mTLS (client certificates required)."""
     context = server_ssl_context(
         certfile=creds / "svid.pem",
         keyfile=creds / "key.pem",
@@ -41,7 +41,7 @@ def main() -> None:
         require_client_cert=True,
     )
     uvicorn.run(
-        app,
+        app,  # type: ignore[arg-type]
         host="127.0.0.1",
         port=port,
         http=MtlsHttpToolsProtocol,
@@ -49,10 +49,13 @@ def main() -> None:
         ssl_certfile=str(creds / "svid.pem"),
         log_level="warning",
         access_log=False,
-        lifespan="off",
-        interface="asgi3",
+        lifespan=lifespan,  # type: ignore[arg-type]
         ssl_context_factory=lambda _c, _d: context,
     )
+
+
+def main() -> None:
+    serve_mtls(app, Path(sys.argv[1]), int(sys.argv[2]))
 
 
 if __name__ == "__main__":

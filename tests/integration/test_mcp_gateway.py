@@ -348,7 +348,8 @@ def test_a_session_id_from_another_identity_is_refused(mcp_setup: McpSetup) -> N
     )
 
 
-def test_a_revoked_agents_open_stream_is_closed(mcp_setup: McpSetup) -> None:
+@pytest.mark.parametrize("containment", ["revoke", "quarantine"])
+def test_a_contained_agents_open_stream_is_closed(mcp_setup: McpSetup, containment: str) -> None:
     with mcp_setup.raw("invoice-bot") as http:
         session = open_session(http)
         headers = {"Mcp-Session-Id": session, "Accept": "text/event-stream"}
@@ -368,7 +369,7 @@ def test_a_revoked_agents_open_stream_is_closed(mcp_setup: McpSetup) -> None:
         assert opened.wait(10)
         time.sleep(0.3)
         revoked_at = time.monotonic()
-        mcp_setup.authority.agents.revoke("invoice-bot", "compromised")
+        getattr(mcp_setup.authority.agents, containment)("invoice-bot", "compromised")
         listener.join(10)
     assert closed_after, "the stream stayed open"
     assert closed_after[0] - revoked_at < 1.0

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     # One Server-Sent Event from an MCP server, read whole before any of it is passed on.
     mcp_max_event_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
+    # The decision log: a checkpoint at least this often while entries arrive; names whose
+    # values are masked wherever they appear in a decision's context (routes add their own);
+    # a witness for the checkpoints (a directory, or the URL of `warden audit witness`).
+    audit_checkpoint_interval_s: float = Field(default=1.0, ge=0.05, le=60)
+    audit_mask_keys: list[str] | None = None  # default: warden.audit.entries.DEFAULT_MASKED
+    audit_witness: str | None = None
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8443, ge=0, le=65535)
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.upstream import Upstream, ledger_routes
-from warden.audit.recorder import StoreDecisionRecorder
+from warden.audit.reader import LogReader
+from warden.audit.setup import open_decision_log
 from warden.enforce.server import GatewayServer
 from warden.guard import Guard, ToolDenied
 from warden.identity.authority import IdentityAuthority
@@ -23,17 +24,14 @@ PII = {"domain": "finance", "classification": "pii"}
 
 
 @pytest.fixture
-def guard(sqlite_authority: IdentityAuthority) -> Guard:
+def guard(sqlite_authority: IdentityAuthority) -> Iterator[Guard]:
     engine = open_policy_engine(sqlite_authority)
     agent = sqlite_authority.agents.register("crm-bot", owner="sales", groups=["finance"])
     for kind, values in (("risk", {"score": 5}), ("health", {"status": "healthy"}), ("dlp", {})):
         engine.set_signals(kind, {agent.spiffe_id: values})
-    return Guard(
-        sqlite_authority,
-        engine,
-        StoreDecisionRecorder(sqlite_authority.store),
-        enforcement_point="spiffe://example.org/svc/guard",
-    )
+    log = open_decision_log(sqlite_authority)
+    yield Guard(sqlite_authority, engine, log, enforcement_point="spiffe://example.org/svc/guard")
+    log.close()
 
 
 def test_guarded_tools_are_decided_and_recorded(
@@ -53,9 +51,9 @@ def test_guarded_tools_are_decided_and_recorded(
             crm_search(query="everyone", limit=5000)  # a bulk read needs a work order
     assert caught.value.decision.reasons[0].policy == "customer-export-needs-work-order"
     assert calls == [{"query": "acme", "limit": 10}]
-    recorder = StoreDecisionRecorder(sqlite_authority.store)
-    assert [r["decision"] for r in recorder.recent(2)] == ["deny", "allow"]
-    assert recorder.recent(1)[0]["request"]["context"]["tool"] == "crm-search"
+    newest = LogReader(sqlite_authority.store).search(kind="decision", limit=2)
+    assert [r["decision"] for r in newest] == ["deny", "allow"]
+    assert newest[0]["context"]["tool"] == "crm-search"
 
 
 def test_guard_fails_closed_without_a_good_credential(

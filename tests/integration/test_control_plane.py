@@ -278,3 +278,42 @@ def test_pinned_mcp_tools_are_listed_and_approved_by_role(plane: Plane) -> None:
         again = client.post("/v1/mcp/tools/approve", json=body)
         assert again.status_code == 404
         assert client.post("/v1/mcp/tools/approve", json={**body, "x": 1}).status_code == 422
+
+
+def test_auditors_read_decisions_with_proofs(plane: Plane) -> None:
+    from tests.support.audit import AGENT, GATEWAY, a_decision
+    from warden.audit.checkpoint import VerifierKey
+    from warden.audit.checkpoint import verify as open_checkpoint
+    from warden.audit.merkle import leaf_hash, verify_inclusion
+
+    log = plane.server.log
+    ids = []
+    for allow in (True, False, True, False):
+        decision, request = a_decision(allow=allow)
+        log.record(decision, request, enforcement_point=GATEWAY)
+        ids.append(decision.decision_id)
+    auditor = plane.creds("operator", "audrey", role="auditor")
+    agent = plane.creds("agent", "nosy-bot")
+    with plane.client(auditor) as client:
+        denied = client.get("/v1/decisions", params={"decision": "deny", "agent": AGENT}).json()
+        assert [d["decision_id"] for d in denied["decisions"]] == [ids[3], ids[1]]
+        page = client.get("/v1/decisions", params={"limit": 1}).json()
+        assert page["decisions"][0]["decision_id"] == ids[3] and page["next"] is not None
+        older = client.get("/v1/decisions", params={"limit": 1, "before": page["next"]}).json()
+        assert older["decisions"][0]["decision_id"] == ids[2]
+        assert client.get(f"/v1/decisions/{ids[0]}").json()["decision"] == "allow"
+        assert client.get("/v1/decisions/nope").status_code == 404
+        log.checkpoint()
+        proof = client.get(f"/v1/decisions/{ids[1]}/proof").json()
+        key = VerifierKey.parse(proof["verifier_key"])
+        checkpoint = open_checkpoint(proof["checkpoint"], key)  # checkable with the key alone
+        import base64
+
+        path = [base64.b64decode(p) for p in proof["path"]]
+        assert verify_inclusion(
+            leaf_hash(proof["entry"].encode()), proof["seq"], checkpoint.size, path, checkpoint.root
+        )
+        assert client.get("/v1/audit/checkpoint").json()["checkpoint"] == checkpoint.note
+        assert client.get("/v1/decisions", params={"decision": "maybe"}).status_code == 422
+    with plane.client(agent) as client:
+        assert client.get("/v1/decisions").status_code == 403

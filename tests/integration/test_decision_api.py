@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.creds import context_for, write_svid
-from warden.audit.recorder import StoreDecisionRecorder
+from warden.audit.reader import LogReader
 from warden.identity.authority import IdentityAuthority
 from warden.server.run import ControlPlaneServer
 
@@ -83,10 +83,10 @@ def test_only_registered_enforcement_points_may_ask(plane: Plane) -> None:
         answer = gateway.post("/v1/decide", json=read)
         assert answer.status_code == 200, answer.text
         assert answer.json()["decision"] == "allow"
-        recorded = StoreDecisionRecorder(plane.authority.store).get(answer.json()["decision_id"])
+        recorded = LogReader(plane.authority.store).decision(answer.json()["decision_id"])
         assert recorded is not None
         assert recorded["enforcement_point"] == "spiffe://example.org/svc/gateway"
-        assert recorded["request"]["subject"]["id"] == CRM
+        assert recorded["subject"]["id"] == CRM
     for kind, name in (("svc", "not-registered"), ("agent", "crm-bot"), ("operator", "alice")):
         with plane.client(kind, name) as other:
             assert other.post("/v1/decide", json=read).status_code == 403, kind

@@ -13,7 +13,7 @@ from tests.support.creds import context_for, write_svid
 from tests.support.forge import rogue_ca
 from tests.support.gateway import Setup, recorded
 from tests.support.upstream import Upstream, ledger_route, ledger_routes
-from warden.audit.recorder import StoreDecisionRecorder
+from warden.audit.reader import LogReader
 from warden.enforce.server import GatewayServer
 from warden.identity.authority import IdentityAuthority
 from warden.store import schema
@@ -34,7 +34,7 @@ def test_allowed_call_reaches_the_upstream_with_the_gateways_credentials(setup: 
     assert "authorization" not in seen  # the agent's Authorization header is stripped
     record = recorded(setup, response.headers["x-warden-decision-id"])
     assert record["decision"] == "allow"
-    assert record["request"]["context"]["args"] == {"limit": 10}  # ?limit= reached the policy
+    assert record["context"]["args"] == {"limit": 10}  # ?limit= reached the policy
 
 
 def test_denied_call_is_403_with_a_recorded_decision(setup: Setup) -> None:
@@ -87,10 +87,7 @@ def test_jwt_svid_bearer_for_this_gateway_only(setup: Setup) -> None:
     with setup.client(None) as client:
         ok = client.get("/ledger/invoices", headers={"Authorization": f"Bearer {good}"})
         assert ok.status_code == 200, ok.text
-        assert (
-            recorded(setup, ok.headers["x-warden-decision-id"])["request"]["context"]["authn"]
-            == "jwt"
-        )
+        assert recorded(setup, ok.headers["x-warden-decision-id"])["subject"]["authn"] == "jwt"
         wrong = client.get("/ledger/invoices", headers={"Authorization": f"Bearer {other.token}"})
         assert (wrong.status_code, wrong.json()["reason"]) == (401, "credential_wrong_audience")
 
@@ -208,7 +205,7 @@ def test_records_are_durable_before_the_answer(setup: Setup) -> None:
         ids = [client.get("/ledger/invoices").headers["x-warden-decision-id"] for _ in range(5)]
     with setup.authority.store.begin() as conn:
         rows = conn.execute(
-            select(schema.decision_records.c.decision_id, schema.decision_records.c.at)
+            select(schema.audit_entries.c.decision_id, schema.audit_entries.c.at)
         ).all()
     assert set(ids) <= {r.decision_id for r in rows}
     from warden.clock import as_utc, utcnow
@@ -303,7 +300,7 @@ def test_a_gateway_with_a_stale_feed_denies_everything(
 
 
 def recorded_in(authority: IdentityAuthority, decision_id: str) -> str:
-    record = StoreDecisionRecorder(authority.store).get(decision_id)
+    record = LogReader(authority.store).decision(decision_id)
     assert record is not None
     return str(record["decision"])
 
@@ -380,7 +377,7 @@ def test_body_fields_reach_the_policy_and_long_urls_are_refused(setup: Setup) ->
         response = client.post("/ledger/invoices", json={"rows": 25, "memo": "x"})
         assert response.status_code == 200, response.text
         record = recorded(setup, response.headers["x-warden-decision-id"])
-        assert record["request"]["context"]["args"] == {"rows": 25}
+        assert record["context"]["args"] == {"rows": 25}
         long = client.get("/ledger/" + "a" * 9000)
         assert (long.status_code, long.json()["reason"]) == (431, "request_too_large")
 

@@ -195,8 +195,8 @@ def test_a_forbidden_tool_and_an_attackers_argument_are_denied(
     assert small.content[0].text == "export_customers done"
     record = recorded(mcp_setup, denial(bulk)[1])  # type: ignore[arg-type]
     assert record["decision"] == "deny"
-    assert record["request"]["action"] == {"name": "mcp:tools/call"}
-    assert record["request"]["context"]["args"]["rows"] == 50000
+    assert record["action"] == "mcp:tools/call"
+    assert record["context"]["args"]["rows"] == 50000
     assert [c[0] for c in mcp_setup.upstream.calls] == ["export_customers"]
 
 
@@ -516,8 +516,8 @@ def test_records_say_which_tool_and_era(mcp_setup: McpSetup) -> None:
     assert payload["result"]["content"][0]["text"] == "8"
     record = recorded(mcp_setup, answer.headers["x-warden-decision-id"])
     assert record["decision"] == "allow"
-    assert record["request"]["resource"]["id"] == "finance-tools/tools/add"
-    assert record["request"]["context"]["tool"] == "add"
+    assert record["resource"]["id"] == "finance-tools/tools/add"
+    assert record["context"]["tool"] == "add"
 
 
 def test_an_event_over_the_bound_fails_closed(authority: IdentityAuthority, tmp_path: Path) -> None:

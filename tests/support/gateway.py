@@ -9,7 +9,7 @@ import httpx
 
 from tests.support.creds import context_for, write_svid
 from tests.support.upstream import FINANCE, Upstream
-from warden.audit.recorder import StoreDecisionRecorder
+from warden.audit.reader import LogReader
 from warden.config import load_settings
 from warden.enforce.routes import parse_routes
 from warden.enforce.server import GatewayServer
@@ -128,6 +128,6 @@ class Setup:
 
 
 def recorded(setup: Setup, decision_id: str) -> dict[str, object]:
-    record = StoreDecisionRecorder(setup.authority.store).get(decision_id)
+    record = LogReader(setup.authority.store).decision(decision_id)
     assert record is not None, "every answer has its record"
     return record

@@ -7,6 +7,7 @@ import asyncio
 import gzip
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ class Upstream:
         self.verifier = DecisionVerifier.from_bundle_file(self.creds / "bundle.pem", self.spiffe_id)
         self.require_decision = require_decision
         self.seen: list[dict[str, Any]] = []
+        self.on_decision: Callable[[str], None] | None = None
         context = server_ssl_context(
             certfile=self.creds / "svid.pem",
             keyfile=self.creds / "key.pem",
@@ -98,6 +100,8 @@ class Upstream:
                     "decision_id": claims["wdn"],
                     "api_key": headers.get("x-api-key"),
                 }
+                if self.on_decision is not None:  # what a test checks as the request arrives
+                    self.on_decision(claims["wdn"])
             except DecisionRejected as exc:
                 status, answer = 403, {"error": exc.code}
         self.seen.append(

@@ -10,6 +10,7 @@ import typer
 
 from warden.cli import (
     agents,
+    audit,
     ca,
     demo,
     enforcement_points,
@@ -42,6 +43,7 @@ app.add_typer(ca.app, name="ca", help="The built-in certificate authority.")
 app.add_typer(policy.app, name="policy", help="Test, validate, evaluate and sign policies.")
 app.add_typer(workorders.app, name="workorder", help="Just-in-time, task-scoped grants.")
 app.add_typer(mcp.app, name="mcp", help="Pinned MCP tool definitions.")
+app.add_typer(audit.app, name="audit", help="The decision log: verify, prove, read, export.")
 app.add_typer(
     enforcement_points.app, name="enforcement-point", help="Services allowed to ask for decisions."
 )

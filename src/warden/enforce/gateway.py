@@ -22,7 +22,8 @@ import aiohttp
 import yarl
 from cryptography import x509
 
-from warden.audit.group_commit import GroupCommitRecorder
+from warden.audit.entries import CREDENTIAL, MASK
+from warden.audit.recorder import DecisionRecorder
 from warden.enforce.decision_header import AGENT_HEADER, HEADER, DecisionHeaderSigner
 from warden.enforce.exchange import (
     CLOSE,
@@ -62,7 +63,7 @@ class Gateway:
 
     authority: IdentityAuthority
     engine: PolicyEngine
-    recorder: GroupCommitRecorder
+    recorder: DecisionRecorder
     routes: RouteTable
     upstreams: UpstreamPool
     signer: DecisionHeaderSigner
@@ -214,7 +215,7 @@ class Gateway:
         self, incoming: Incoming, route: Route, *, tool: str = "", args: dict[str, Any]
     ) -> dict[str, Any]:
         """The decision context the caller's request gives (Warden adds the rest)."""
-        context = {
+        context: dict[str, Any] = {
             "authn": incoming.authn,
             "source_ip": incoming.client,
             "args": args,
@@ -223,6 +224,11 @@ class Gateway:
         }
         if tool:
             context["tool"] = tool
+        # For the decision log only (policies never see them): which credential, what to mask.
+        if incoming.credential is not None:
+            context[CREDENTIAL] = incoming.credential.credential_id
+        if route.mask:
+            context[MASK] = route.mask
         return context
 
     def reserve(self, decision: Decision, subject: str, route: Route) -> Decision:

@@ -64,6 +64,7 @@ class Route:
     credential_header: str | None = None  # injected towards the upstream, never from agents
     credential_value: str | None = None
     protocol: str = "http"  # http | mcp (an MCP endpoint: ``upstream`` is its full URL)
+    mask: tuple[str, ...] = ()  # argument names the decision log never stores in clear
     mcp: McpRoute | None = None
     resource: Resource = field(init=False, compare=False, repr=False)
 
@@ -191,6 +192,7 @@ def parse_routes(document: Any, source: str = "routes") -> RouteTable:
                     credential_value=credential.get("value"),
                     protocol=protocol,
                     mcp=mcp,
+                    mask=tuple(str(m) for m in raw.get("mask") or ()),
                 )
             )
         except (KeyError, TypeError) as exc:

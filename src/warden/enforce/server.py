@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from warden.audit.group_commit import GroupCommitRecorder
+from warden.audit.setup import open_decision_log
 from warden.clock import utcnow
 from warden.config import Settings
 from warden.enforce.decision_header import DecisionHeaderSigner
@@ -91,7 +91,7 @@ class GatewayServer:
             str(self.credentials.keyfile),
             str(self.credentials.ca_file),
         )
-        self.recorder = GroupCommitRecorder(authority.store)
+        self.recorder = open_decision_log(authority)
         self.pins = ToolPins(authority.store)
         self.gateway = Gateway(
             authority=authority,
@@ -160,6 +160,7 @@ class GatewayServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await duties
             await self.gateway.upstreams.close()
+            await asyncio.to_thread(self.recorder.close)  # what waits is written, then sealed
 
     async def _renew_svid(self) -> None:
         while True:
@@ -202,7 +203,6 @@ class GatewayServer:
 
     def stop(self) -> None:
         serving.stop(self._server, self._thread)
-        self.recorder.close()
 
 
 def run_workers(settings: Settings, routes: Path | None, workers: int) -> None:

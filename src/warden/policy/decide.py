@@ -5,6 +5,7 @@ raises. Every error becomes a deny whose reasons say why.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -90,20 +91,24 @@ def decide(
             now=now,
         )
         risk, risk_out = _risk(snapshot.fresh_signal(snapshot.risk, request.subject_id, now))
-        context = _context(request, snapshot, args, risk, order, now, bundle.context_paths)
+        health = _health(snapshot.fresh_signal(snapshot.health, request.subject_id, now))
+        context = _context(request, snapshot, args, risk, health, order, now, bundle.context_paths)
         result = snapshot.evaluate(facts, request.action, request.resource, context)
         errors = result.errors
         if errors:
             # Cedar skips a policy whose evaluation errors: an erroring forbid could let a
             # permit win. Any error denies.
-            return _deny(
-                decision_id,
-                revision,
-                now,
-                "evaluation_error",
-                "a policy could not be evaluated",
-                risk_out,
-                errors,
+            return replace(
+                _deny(
+                    decision_id,
+                    revision,
+                    now,
+                    "evaluation_error",
+                    "a policy could not be evaluated",
+                    risk_out,
+                    errors,
+                ),
+                health=health,
             )
         determining = [bundle.meta[p] for p in result.reasons if p in bundle.meta]
         if result.allowed:
@@ -117,6 +122,7 @@ def decide(
                 policy_revision=revision,
                 work_order=order.id if order is not None else None,
                 at=now,
+                health=health,
             )
         reasons = tuple(Reason(m.id, "forbid", m.reason) for m in determining) or (
             Reason("default-deny", "forbid", "no policy permits this request"),
@@ -130,6 +136,7 @@ def decide(
             policy_revision=revision,
             work_order=None,
             at=now,
+            health=health,
         )
     except Exception as exc:  # fail closed, and keep the error for the record
         return _deny(
@@ -196,6 +203,7 @@ def _context(
     snapshot: PolicySnapshot,
     args: dict[str, Any],
     risk: dict[str, Any],
+    health: dict[str, Any],
     order: WorkOrder | None,
     now: datetime,
     paths: dict[str, Any] | None,
@@ -217,7 +225,7 @@ def _context(
     if "risk" in wanted:
         context["risk"] = risk
     if "health" in wanted:
-        context["health"] = _health(snapshot.fresh_signal(snapshot.health, agent, now))
+        context["health"] = health
     if "dlp" in wanted:
         context["dlp"] = _dlp(snapshot.fresh_signal(snapshot.dlp, agent, now))
     if "work_order" in wanted:

@@ -135,6 +135,7 @@ class Decision:
     work_order: str | None
     at: datetime
     errors: tuple[str, ...] = ()
+    health: dict[str, Any] = field(default_factory=dict)  # the workload's, at that instant
 
     @property
     def allowed(self) -> bool:
@@ -149,6 +150,7 @@ class Decision:
             "risk": self.risk,
             "policy_revision": self.policy_revision,
             "work_order": self.work_order,
+            "health": self.health,
             "at": isoformat(self.at),
         }
 

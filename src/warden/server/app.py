@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from warden import __version__
-from warden.audit.recorder import DecisionRecorder, StoreDecisionRecorder
+from warden.audit.recorder import DecisionRecorder
 from warden.errors import (
     ConflictError,
     NotFoundError,
@@ -33,6 +33,7 @@ from warden.identity.registry import OperatorRole, Status
 from warden.policy.admin import AdminAuthorizer
 from warden.policy.engine import PolicyEngine
 from warden.server.attestation_routes import attestation_router
+from warden.server.audit_routes import audit_router
 from warden.server.auth import require
 from warden.server.decision_routes import decision_router
 from warden.server.feed_routes import feed_router
@@ -242,12 +243,10 @@ def create_app(
     app.include_router(feed_router(authority, authorizer))
     app.include_router(attestation_router(authority, authorizer))
     app.include_router(mcp_router(authority, authorizer))
+    app.include_router(audit_router(authority, authorizer))
+    if engine is not None and recorder is not None:
+        app.include_router(decision_router(authority, authorizer, engine, recorder))
     if engine is not None:
-        app.include_router(
-            decision_router(
-                authority, authorizer, engine, recorder or StoreDecisionRecorder(authority.store)
-            )
-        )
         app.include_router(policy_router(authority, authorizer, engine))
     limits = BodyLimit(
         app, authority.settings.api_max_body_bytes, large=("/evidence", MAX_SBOM_BYTES + 65536)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import uvicorn
 
+from warden.audit.setup import open_decision_log
 from warden.clock import utcnow
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca.authority import BUNDLE_SEQUENCE_KEY
@@ -115,7 +116,9 @@ class ControlPlaneServer:
             require_client_cert=False,
         )
         self.policy = open_policy_engine(authority)
-        app = create_app(authority, authorizer or AdminAuthorizer(), self.policy)
+        # The control plane's log also takes in every identity and policy event.
+        self.log = open_decision_log(authority, follow_events=True)
+        app = create_app(authority, authorizer or AdminAuthorizer(), self.policy, self.log)
         config = uvicorn.Config(
             app,
             host=self.host,
@@ -161,6 +164,7 @@ class ControlPlaneServer:
             duties.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await duties
+            await asyncio.to_thread(self.log.close)  # what waits is written, then sealed
 
     async def _follow_ca(self) -> None:
         """Pick up a rotation made by another process (`warden ca rotate`)."""

@@ -9,7 +9,9 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -193,22 +195,46 @@ work_orders = Table(
 )
 Index("ix_work_orders_agent", work_orders.c.agent, work_orders.c.status)
 
-# Decisions, recorded before anything is answered or forwarded. The decision log (a Merkle
-# log) takes this interface over; until then this table holds the record.
-decision_records = Table(
-    "decision_records",
+# The decision log (warden.audit): one entry per position, positions without gaps. ``entry``
+# is the RFC 8785 canonical JSON that the Merkle tree hashes; ``mac`` seals (position, leaf
+# hash) with the log's key, so an entry edited and re-hashed in place is found.
+audit_entries = Table(
+    "audit_entries",
     metadata,
     Column(
-        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
     ),
-    Column("decision_id", String(36), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # decision | identity | policy | response
     Column("at", DateTime(timezone=True), nullable=False),
-    Column("enforcement_point", String(2048), nullable=False),
-    Column("subject", String(2048), nullable=False),
-    Column("action", String(128), nullable=False),
-    Column("resource", String(2048), nullable=False),
-    Column("decision", String(8), nullable=False),
-    Column("record", JSON, nullable=False),
+    Column("entry", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("mac", LargeBinary(32), nullable=False),
+    Column("decision_id", String(36), nullable=True),
+    Column("subject", String(2048), nullable=True),
+    Column("decision", String(8), nullable=True),
+)
+Index("ix_audit_entries_decision_id", audit_entries.c.decision_id, unique=True)
+Index("ix_audit_entries_subject", audit_entries.c.subject, audit_entries.c.seq)
+Index("ix_audit_entries_at", audit_entries.c.at)
+
+# The Merkle tree's perfect subtrees above the leaves: node (level, idx) covers entries
+# [idx * 2**level, (idx + 1) * 2**level). Proofs are built from these.
+audit_nodes = Table(
+    "audit_nodes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+# Signed checkpoints (C2SP tlog-checkpoint notes), one per tree size.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
 )
 
 policy_events = Table(

@@ -331,3 +331,49 @@ def test_mcp_tool_commands(state: Path) -> None:
     code, out = warden(state, "mcp", "show", server, "nothing")
     assert code != 0 and "no pin" in out
     store.dispose()
+
+
+def test_audit_commands(state: Path, tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from tests.support.audit import GATEWAY, a_decision
+    from warden.audit.setup import open_decision_log
+    from warden.config import load_settings
+    from warden.identity.authority import open_authority
+
+    authority = open_authority(load_settings(state_dir=state))
+    log = open_decision_log(authority)
+    ids = []
+    for allow in (True, False, True):
+        decision, request = a_decision(allow=allow)
+        log.record(decision, request, enforcement_point=GATEWAY)
+        ids.append(decision.decision_id)
+    log.close()
+    code, key = warden(state, "audit", "key")
+    assert code == 0 and key.startswith("acme.test/warden-log+")
+    code, note = warden(state, "audit", "checkpoint")
+    assert code == 0 and note.splitlines()[1] == "3"
+    code, out = warden(state, "audit", "verify")
+    assert code == 0 and "verified 3 entries" in out
+    code, out = warden(state, "audit", "prove", ids[1])
+    proof = json.loads(out)
+    assert code == 0 and proof["seq"] == 1 and proof["tree_size"] == 3 and proof["path"]
+    code, out = warden(state, "audit", "tail", "-n", "5")
+    assert code == 0 and "payroll-only-hr" in out
+    code, out = warden(state, "audit", "search", "--decision", "deny", "--json")
+    assert code == 0 and [json.loads(line)["decision_id"] for line in out.splitlines()] == [ids[1]]
+    code, out = warden(state, "audit", "export", "--format", "ocsf")
+    assert code == 0 and [json.loads(line)["class_uid"] for line in out.splitlines()] == [6003] * 3
+    otel = tmp_path / "otel.jsonl"
+    code, _ = warden(state, "audit", "export", "--format", "otel", "--out", str(otel))
+    assert code == 0 and "resourceLogs" in json.loads(otel.read_text().splitlines()[0])
+    code, out = warden(state, "audit", "archive", "--out", str(tmp_path / "archive"))
+    assert code == 0 and "archived" in out
+    code, out = warden(state, "audit", "verify", "--archives", str(tmp_path / "archive"))
+    assert code == 0, out
+    with authority.store.begin() as conn:  # tamper with the archive's evidence
+        conn.execute(text("DELETE FROM audit_checkpoints"))
+    (tmp_path / "archive" / "entries-000000000000-000000000003.jsonl").write_text("{}\n")
+    code, out = warden(state, "audit", "verify", "--archives", str(tmp_path / "archive"))
+    assert code != 0
+    authority.store.dispose()

@@ -137,6 +137,7 @@ def test_obligations_and_revision_are_named(tmp_path: Path) -> None:
         "risk",
         "policy_revision",
         "work_order",
+        "health",
         "at",
     }
 

@@ -28,13 +28,20 @@ from warden.clock import as_utc, utcnow
 from warden.config import Settings
 from warden.identity.bundle import JwtAuthority, TrustBundle
 from warden.identity.ca.keys import KeyManager
-from warden.identity.errors import AlreadyInitialised, CaNotInitialised, InvalidCsr
+from warden.identity.ca.log_keys import LogKeys
+from warden.identity.errors import (
+    AlreadyInitialised,
+    CaNotInitialised,
+    InvalidCsr,
+    KeyStoreError,
+)
 from warden.identity.spiffe_id import SpiffeId, validate_trust_domain
 from warden.identity.x509_profile import encode_epoch
 from warden.store import Store, schema
 
 TRUST_DOMAIN_KEY = "trust_domain"
 BUNDLE_SEQUENCE_KEY = "bundle_sequence"
+LOG_KEY_REF = "audit-log-1"
 BACKDATE = timedelta(seconds=30)  # tolerate clocks of verifiers that run a little behind
 
 
@@ -409,6 +416,22 @@ class CertificateAuthority:
             .sign(issuer_key, hashes.SHA256())
         )
         return IssuedX509(cert=cert, chain=(intermediate,), key=key)
+
+    def log_keys(self) -> LogKeys:
+        """The decision log's keys, named ``<trust domain>/warden-log``; made on first use
+        (an installation from before the log gets them then)."""
+        name = f"{self.trust_domain}/warden-log"
+        try:
+            key = self._keys.load_ed25519_key(LOG_KEY_REF)
+        except KeyStoreError:
+            try:
+                key = self._keys.create_ed25519_key(LOG_KEY_REF)
+            except KeyStoreError:  # another process made it first
+                key = self._keys.load_ed25519_key(LOG_KEY_REF)
+        keys = LogKeys(name, key)
+        if self._store.get_meta("audit.verifier_key") != keys.verifier_key:
+            self._store.set_meta("audit.verifier_key", keys.verifier_key)
+        return keys
 
     def sign_jwt_svid(self, claims: dict[str, Any]) -> str:
         """Sign ``claims`` as a JWT-SVID (ES256) with the active JWT key."""

@@ -17,21 +17,29 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from warden.identity.errors import KeyStoreError
 
 _KEY_REF_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+_PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
 class KeyManager(Protocol):
-    """Creates and loads the CA's ECDSA P-256 signing keys by reference."""
+    """Creates and loads Warden's signing keys by reference: ECDSA P-256 for the CA and
+    JWT-SVIDs, Ed25519 for the decision log's checkpoints."""
 
     def create_key(self, key_ref: str) -> ec.EllipticCurvePrivateKey:
         """Generate a new key, persist it under ``key_ref`` and return it."""
 
     def load_key(self, key_ref: str) -> ec.EllipticCurvePrivateKey:
         """Return the key stored under ``key_ref``."""
+
+    def create_ed25519_key(self, key_ref: str) -> ed25519.Ed25519PrivateKey:
+        """Generate a new Ed25519 key, persist it under ``key_ref`` and return it."""
+
+    def load_ed25519_key(self, key_ref: str) -> ed25519.Ed25519PrivateKey:
+        """Return the Ed25519 key stored under ``key_ref``."""
 
 
 def _check_private_file(path: Path) -> None:
@@ -59,7 +67,7 @@ class FileKeyManager:
     def __init__(self, key_dir: Path, master_file: Path) -> None:
         self._dir = key_dir
         self._master_file = master_file
-        self._cache: dict[str, ec.EllipticCurvePrivateKey] = {}
+        self._cache: dict[str, _PrivateKey] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -91,6 +99,27 @@ class FileKeyManager:
 
     def create_key(self, key_ref: str) -> ec.EllipticCurvePrivateKey:
         key = ec.generate_private_key(ec.SECP256R1())
+        self._store(key_ref, key)
+        return key
+
+    def load_key(self, key_ref: str) -> ec.EllipticCurvePrivateKey:
+        key = self._load(key_ref)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise KeyStoreError(f"key {key_ref!r} is not an EC key")
+        return key
+
+    def create_ed25519_key(self, key_ref: str) -> ed25519.Ed25519PrivateKey:
+        key = ed25519.Ed25519PrivateKey.generate()
+        self._store(key_ref, key)
+        return key
+
+    def load_ed25519_key(self, key_ref: str) -> ed25519.Ed25519PrivateKey:
+        key = self._load(key_ref)
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise KeyStoreError(f"key {key_ref!r} is not an Ed25519 key")
+        return key
+
+    def _store(self, key_ref: str, key: _PrivateKey) -> None:
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -102,9 +131,8 @@ class FileKeyManager:
             raise KeyStoreError(f"key {key_ref!r} already exists") from exc
         with self._lock:
             self._cache[key_ref] = key
-        return key
 
-    def load_key(self, key_ref: str) -> ec.EllipticCurvePrivateKey:
+    def _load(self, key_ref: str) -> _PrivateKey:
         with self._lock:
             cached = self._cache.get(key_ref)
         if cached is not None:
@@ -117,8 +145,8 @@ class FileKeyManager:
             raise KeyStoreError(f"key {key_ref!r} is missing from {self._dir}") from exc
         except (OSError, ValueError, TypeError) as exc:
             raise KeyStoreError(f"cannot load key {key_ref!r}: {type(exc).__name__}") from exc
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise KeyStoreError(f"key {key_ref!r} is not an EC key")
+        if not isinstance(key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
+            raise KeyStoreError(f"key {key_ref!r} is of a kind Warden does not use")
         with self._lock:
             self._cache[key_ref] = key
         return key

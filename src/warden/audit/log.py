@@ -1,0 +1,461 @@
+"""The decision log: append-only, durable before anyone hears back, tamper-evident.
+
+One writer thread sequences the log. Every entry waiting when a commit starts rides on it
+(group commit), so one fsync covers many requests under load; a submitter hears back only once
+the commit holding its entry is on disk (SQLite WAL with ``synchronous=FULL``; PostgreSQL with
+fsync on). Entries take positions 0, 1, 2, ... with no gap; each is RFC 8785 canonical JSON,
+hashed as an RFC 9162 Merkle leaf and sealed with an entry MAC bound to its position. The
+perfect subtrees of the tree are stored as they complete, so proofs are a few lookups.
+
+At least once a second while entries arrive (and on demand) the writer signs a checkpoint of
+the tree, after checking it is consistent with the last one it finds (a log must never sign
+two inconsistent heads), and hands it to a witness. Writers in several processes may share one
+store: each commit takes the log's lock first (a write on SQLite, an advisory lock on
+PostgreSQL) and continues from whatever the others appended.
+
+With ``follow_events`` the log also copies, exactly once, every identity lifecycle event (the
+principal feed, attestation attempts) and every policy event into itself, in the same
+transaction that advances its cursors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, text
+
+from warden.audit import checkpoint as checkpoints
+from warden.audit import sources
+from warden.audit.canonical import canonical_json
+from warden.audit.entries import Masking, decision_entry, event_entry
+from warden.audit.merkle import (
+    Frontier,
+    consistency_proof,
+    frontier_of,
+    leaf_hash,
+    verify_consistency,
+)
+from warden.audit.witness import Witness
+from warden.clock import isoformat, utcnow
+from warden.errors import AuditError
+from warden.identity.ca.log_keys import LogKeys
+from warden.policy.model import Decision, DecisionRequest
+from warden.store import Store, schema
+
+log = logging.getLogger("warden.audit")
+MAX_BATCH = 2048
+_LOCK_KEY = 0x5741524C4F47  # "WARLOG": one advisory lock serialises log writers (PostgreSQL)
+LOCK_ROW = "audit.writer"
+ARCHIVED_TO = "audit.archived_to"  # entries before it were moved to archive files
+
+
+@dataclass
+class _Item:
+    """An entry waiting to be written, and who waits for it."""
+
+    kind: str
+    at: datetime
+    body: dict[str, Any]
+    waiter: Any  # a concurrent Future, or (loop, asyncio future)
+    decision_id: str | None = None
+    subject: str | None = None
+    decision: str | None = None
+
+
+class DecisionLog:
+    """The append-only log; a :class:`~warden.audit.recorder.DecisionRecorder`."""
+
+    def __init__(
+        self,
+        store: Store,
+        keys: LogKeys,
+        *,
+        masking: Masking,
+        checkpoint_interval_s: float = 1.0,
+        witness: Witness | None = None,
+        follow_events: bool = False,
+        follow_interval_s: float = 0.2,
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self.masking = masking
+        self.witness = witness
+        self._interval = checkpoint_interval_s
+        self._follow = follow_events
+        self._follow_interval = follow_interval_s
+        self._pending: deque[_Item] = deque()
+        self._wake = threading.Condition()
+        self._writer_waiting = False
+        self._closed = False
+        self._checkpoint_waiters: list[Future[checkpoints.Checkpoint]] = []
+        self._frontier: Frontier | None = None
+        self._checkpointed = -1
+        self._ensure_lock_row()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="warden-log")
+        self._thread.start()
+
+    # -- submitting ----------------------------------------------------------------------------
+
+    def record(
+        self, decision: Decision, request: DecisionRequest, *, enforcement_point: str
+    ) -> None:
+        """Append a decision and return once it is durable (for threads)."""
+        self._submit_decision(decision, request, enforcement_point, Future()).result(timeout=30)
+
+    async def record_async(
+        self, decision: Decision, request: DecisionRequest, *, enforcement_point: str
+    ) -> None:
+        """Append a decision and return once it is durable (for event loops)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._submit_decision(decision, request, enforcement_point, (loop, future))
+        await future
+
+    def append(self, kind: str, body: dict[str, Any]) -> None:
+        """Append an event (a response action, say) and return once it is durable."""
+        future: Future[None] = Future()
+        now = utcnow()
+        self._enqueue(_Item(kind, now, event_entry(kind, isoformat(now), body), future))
+        future.result(timeout=30)
+
+    def checkpoint(self, timeout_s: float = 30.0) -> checkpoints.Checkpoint:
+        """Sign a checkpoint of everything durable now, and return it."""
+        future: Future[checkpoints.Checkpoint] = Future()
+        with self._wake:
+            if self._closed:
+                raise AuditError("the decision log is closed", code="log_closed")
+            self._checkpoint_waiters.append(future)
+            self._wake.notify()
+        return future.result(timeout=timeout_s)
+
+    def close(self) -> None:
+        """Write what waits, seal it with a last checkpoint, stop."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+        if self.witness is not None:
+            self.witness.close()
+
+    def _submit_decision(
+        self, decision: Decision, request: DecisionRequest, point: str, waiter: Any
+    ) -> Any:
+        body = decision_entry(decision, request, point, self.masking)
+        item = _Item(
+            "decision",
+            decision.at,
+            body,
+            waiter,
+            decision.decision_id,
+            request.subject_id[:2048],
+            decision.decision,
+        )
+        self._enqueue(item)
+        return waiter
+
+    def _enqueue(self, item: _Item) -> None:
+        with self._wake:
+            if self._closed:
+                _settle(
+                    [item.waiter], AuditError("the decision log is closed", code="record_failed")
+                )
+                return
+            self._pending.append(item)
+            if self._writer_waiting:  # a busy writer takes the entry with its next batch
+                self._wake.notify()
+
+    # -- the writer ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        connection = self.store.engine.connect()
+        if self.store.dialect == "sqlite":
+            connection.exec_driver_sql("PRAGMA synchronous=FULL")
+            connection.commit()
+        last_checkpoint = last_follow = time.monotonic()
+        try:
+            while True:
+                batch, wanted, closing = self._next(last_checkpoint, last_follow)
+                if batch:
+                    self._write(connection, batch)
+                now = time.monotonic()
+                if self._follow and now - last_follow >= self._follow_interval:
+                    self._follow_sources(connection)
+                    last_follow = now
+                if wanted or closing or now - last_checkpoint >= self._interval:
+                    self._checkpoint(connection, wanted)
+                    last_checkpoint = now
+                if closing:
+                    return
+        finally:
+            connection.close()
+
+    def _next(
+        self, last_checkpoint: float, last_follow: float
+    ) -> tuple[list[_Item], list[Future[checkpoints.Checkpoint]], bool]:
+        with self._wake:
+            while not self._pending and not self._checkpoint_waiters and not self._closed:
+                due = last_checkpoint + self._interval
+                if self._follow:
+                    due = min(due, last_follow + self._follow_interval)
+                wait = due - time.monotonic()
+                if wait <= 0:
+                    break
+                self._writer_waiting = True
+                self._wake.wait(wait)
+                self._writer_waiting = False
+            batch = [self._pending.popleft() for _ in range(min(len(self._pending), MAX_BATCH))]
+            wanted, self._checkpoint_waiters = self._checkpoint_waiters, []
+            closing = self._closed and not self._pending
+        return batch, wanted, closing
+
+    def _write(self, connection: Connection, batch: list[_Item]) -> None:
+        try:
+            with connection.begin():
+                frontier = self._locked_frontier(connection)
+                self._insert(connection, frontier, batch)
+            self._frontier = frontier
+        except Exception as exc:  # every waiter learns its entry is not durable
+            self._frontier = None  # re-read from the store next time
+            log.error("decision log entries not written: %s", exc)
+            error = AuditError(f"decision log entries not written: {exc}", code="record_failed")
+            _settle([i.waiter for i in batch], error)
+            return
+        _settle([i.waiter for i in batch], None)
+
+    def _locked_frontier(self, connection: Connection) -> Frontier:
+        """Take the log's lock; the tree as it is now (another process may have appended)."""
+        if self.store.dialect == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        else:  # a write first: the transaction holds SQLite's write lock from here on
+            connection.execute(
+                schema.meta.update().where(schema.meta.c.key == LOCK_ROW).values(value="1")
+            )
+        size = tree_size(connection)
+        if self._frontier is not None and self._frontier.size == size:
+            return self._frontier.copy()
+        return frontier_of(size, _perfect(connection))
+
+    def _insert(self, connection: Connection, frontier: Frontier, batch: list[_Item]) -> None:
+        entries, nodes = [], []
+        mac = self.keys.mac
+        for item in batch:
+            seq = frontier.size
+            entry = canonical_json({**item.body, "seq": seq})
+            leaf = leaf_hash(entry)
+            entries.append(
+                (
+                    seq,
+                    item.kind,
+                    item.at,
+                    entry,
+                    leaf,
+                    mac(_position(seq) + leaf),
+                    item.decision_id,
+                    item.subject,
+                    item.decision,
+                )
+            )
+            nodes.extend(frontier.append(leaf))
+        _insert_rows(connection, entries, nodes)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _checkpoint(
+        self, connection: Connection, wanted: list[Future[checkpoints.Checkpoint]]
+    ) -> None:
+        try:
+            signed = self._sign_checkpoint(connection, force=bool(wanted))
+        except Exception as exc:
+            log.error("checkpoint not signed: %s", exc)
+            for future in wanted:
+                future.set_exception(
+                    AuditError(f"checkpoint not signed: {exc}", code="checkpoint_failed")
+                )
+            return
+        for future in wanted:
+            future.set_result(signed) if signed is not None else future.set_exception(
+                AuditError("the log is empty", code="log_empty")
+            )
+        if signed is not None and self.witness is not None:
+            self.witness.offer(signed)
+
+    def _sign_checkpoint(
+        self, connection: Connection, *, force: bool
+    ) -> checkpoints.Checkpoint | None:
+        with connection.begin():
+            frontier = self._locked_frontier(connection)
+            if frontier.size == 0:
+                return None
+            latest = _latest_checkpoint(connection)
+            if latest is not None and latest[0] == frontier.size:
+                self._frontier = frontier
+                return checkpoints.Checkpoint(self.keys.name, latest[0], latest[1], latest[2])
+            if not force and frontier.size == self._checkpointed:
+                return None
+            root = frontier.root()
+            if latest is not None and latest[0] < frontier.size:
+                proof = consistency_proof(latest[0], frontier.size, _perfect(connection))
+                if not verify_consistency(latest[0], frontier.size, latest[1], root, proof):
+                    raise AuditError(
+                        f"the stored tree is not consistent with checkpoint {latest[0]}: "
+                        "refusing to sign (run warden audit verify)",
+                        code="log_inconsistent",
+                    )
+            signed = checkpoints.sign(self.keys, frontier.size, root)
+            connection.execute(
+                schema.audit_checkpoints.insert().values(
+                    size=signed.size, root=root, note=signed.note, at=utcnow()
+                )
+            )
+        self._frontier = frontier
+        self._checkpointed = signed.size
+        return signed
+
+    # -- following identity and policy events --------------------------------------------------
+
+    def _follow_sources(self, connection: Connection) -> None:
+        try:
+            with connection.begin():
+                frontier = self._locked_frontier(connection)
+                items: list[_Item] = []
+                for source in sources.SOURCES:
+                    items.extend(
+                        _Item(kind, at, body, None)
+                        for kind, at, body in source.pull(connection, limit=MAX_BATCH)
+                    )
+                if items:
+                    self._insert(connection, frontier, items)
+            self._frontier = frontier
+        except Exception as exc:
+            self._frontier = None
+            log.error("identity and policy events not copied into the log: %s", exc)
+
+    def _ensure_lock_row(self) -> None:
+        with contextlib.suppress(Exception):
+            self.store.compare_and_set_meta(LOCK_ROW, None, "1")
+
+
+def tree_size(connection: Connection) -> int:
+    """How many entries the log has had: the newest position + 1, counting archived ones."""
+    newest = connection.execute(
+        select(func.coalesce(func.max(schema.audit_entries.c.seq) + 1, 0))
+    ).scalar_one()
+    archived = connection.execute(
+        select(schema.meta.c.value).where(schema.meta.c.key == ARCHIVED_TO)
+    ).scalar_one_or_none()
+    return max(int(newest), int(archived or 0))
+
+
+def _position(seq: int) -> bytes:
+    return seq.to_bytes(8, "big")
+
+
+def _insert_rows(connection: Connection, entries: list[tuple[Any, ...]], nodes: list[Any]) -> None:
+    if connection.dialect.name == "sqlite":
+        # One executemany on the driver (SQLAlchemy's per-row processing costs more than the
+        # write at these rates); times as SQLAlchemy writes them on SQLite.
+        connection.exec_driver_sql(
+            "INSERT INTO audit_entries (seq, kind, at, entry, leaf_hash, mac, decision_id,"
+            " subject, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e[0], e[1], _sqlite_time(e[2]), *e[3:]) for e in entries],
+        )
+        if nodes:
+            connection.exec_driver_sql(
+                "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
+            )
+        return
+    connection.execute(
+        schema.audit_entries.insert(),
+        [
+            {
+                "seq": e[0],
+                "kind": e[1],
+                "at": e[2],
+                "entry": e[3],
+                "leaf_hash": e[4],
+                "mac": e[5],
+                "decision_id": e[6],
+                "subject": e[7],
+                "decision": e[8],
+            }
+            for e in entries
+        ],
+    )
+    if nodes:
+        connection.execute(
+            schema.audit_nodes.insert(),
+            [{"level": n[0], "idx": n[1], "hash": n[2]} for n in nodes],
+        )
+
+
+def _sqlite_time(value: datetime) -> str:
+    """A time as SQLAlchemy's DateTime stores it on SQLite (UTC, microseconds always)."""
+    return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _latest_checkpoint(connection: Connection) -> tuple[int, bytes, str] | None:
+    table = schema.audit_checkpoints
+    row = connection.execute(
+        select(table.c.size, table.c.root, table.c.note).order_by(table.c.size.desc()).limit(1)
+    ).one_or_none()
+    return None if row is None else (int(row.size), bytes(row.root), str(row.note))
+
+
+def _perfect(connection: Connection) -> Callable[[int, int], bytes]:
+    """Perfect subtree hashes from the store: leaves from the entries, the rest from nodes."""
+
+    def lookup(level: int, index: int) -> bytes:
+        value = None
+        if level == 0:
+            value = connection.execute(
+                select(schema.audit_entries.c.leaf_hash).where(schema.audit_entries.c.seq == index)
+            ).scalar_one_or_none()
+        if value is None:  # an interior node, or the leaf of an archived entry
+            value = connection.execute(
+                select(schema.audit_nodes.c.hash)
+                .where(schema.audit_nodes.c.level == level)
+                .where(schema.audit_nodes.c.idx == index)
+            ).scalar_one_or_none()
+        if value is None:
+            raise AuditError(f"the log is missing node ({level}, {index})", code="log_damaged")
+        return bytes(value)
+
+    return lookup
+
+
+def _settle(waiters: list[Any], error: AuditError | None) -> None:
+    """Resolve every waiter of one commit: threads directly, each event loop with one call."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for waiter in waiters:
+        if waiter is None:
+            continue
+        if isinstance(waiter, Future):
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+        else:
+            by_loop.setdefault(waiter[0], []).append(waiter[1])
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a loop that has closed has no one waiting
+            loop.call_soon_threadsafe(_settle_on_loop, futures, error)
+
+
+def _settle_on_loop(futures: list[asyncio.Future[None]], error: AuditError | None) -> None:
+    for future in futures:
+        if future.done():  # the request was cancelled (its client went away)
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from tests.support.creds import write_svid
 
 from _common import parse_args, percentile, report
-from warden.audit.group_commit import fsync_probe
+from warden.audit.recorder import fsync_probe
 from warden.config import load_settings
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca import CertificateAuthority, FileKeyManager

@@ -18,5 +18,7 @@ def as_utc(value: datetime) -> datetime:
 
 
 def isoformat(value: datetime) -> str:
-    """RFC 3339 with a ``Z`` suffix."""
-    return as_utc(value).isoformat().replace("+00:00", "Z")
+    """RFC 3339 with a ``Z`` suffix, always to the microsecond (one fixed width)."""
+    if value.tzinfo is not UTC:
+        value = as_utc(value)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

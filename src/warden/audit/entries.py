@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from warden.audit.canonical import is_plain
 from warden.clock import isoformat
 from warden.policy.model import Decision, DecisionRequest
 
@@ -54,34 +55,89 @@ class Masking:
         return cls(frozenset(n.lower() for n in names), fingerprint)
 
     def apply(self, value: Any, path: str, extra: frozenset[str], masked: list[str]) -> Any:
-        """``value`` with every masked name's value replaced; the paths go to ``masked``."""
+        """``value`` with every masked name's value replaced; the paths go to ``masked``.
+        Raises :class:`NotPlain` when ``value`` holds anything JCS writes differently from
+        plain JSON, so the caller checks it and masks in one walk."""
+        kind = type(value)
+        if kind is dict:
+            out = {}
+            keys = self.keys
+            for key, inner in value.items():
+                if type(key) is not str or not (key.isascii() or _bmp(key)):
+                    raise NotPlain()
+                if key.lower() in keys or key in extra:
+                    masked.append(f"{path}.{key}")
+                    out[key] = "masked:" + self.fingerprint(repr(inner).encode())
+                    continue
+                inner_kind = type(inner)
+                if inner_kind is str or inner_kind is bool or inner is None:
+                    out[key] = inner  # the common case: no path is built
+                elif inner_kind is int and -_MAX_SAFE <= inner <= _MAX_SAFE:
+                    out[key] = inner
+                else:
+                    out[key] = self.apply(inner, f"{path}.{key}", extra, masked)
+            return out
+        if kind is list or kind is tuple:
+            return [self.apply(v, f"{path}[{i}]", extra, masked) for i, v in enumerate(value)]
+        if kind is str or kind is bool or value is None:
+            return value
+        if kind is int and -_MAX_SAFE <= value <= _MAX_SAFE:
+            return value
+        raise NotPlain()
+
+    def apply_any(self, value: Any, path: str, extra: frozenset[str], masked: list[str]) -> Any:
+        """As :meth:`apply`, for values that may not be plain (floats, odd keys)."""
         if isinstance(value, dict):
             out = {}
             for key, inner in value.items():
-                where = f"{path}.{key}"
                 if str(key).lower() in self.keys or key in extra:
-                    masked.append(where)
+                    masked.append(f"{path}.{key}")
                     out[key] = "masked:" + self.fingerprint(repr(inner).encode())
                 else:
-                    out[key] = self.apply(inner, where, extra, masked)
+                    out[key] = self.apply_any(inner, f"{path}.{key}", extra, masked)
             return out
-        if isinstance(value, list):
-            return [self.apply(v, f"{path}[{i}]", extra, masked) for i, v in enumerate(value)]
+        if isinstance(value, (list, tuple)):
+            return [self.apply_any(v, f"{path}[{i}]", extra, masked) for i, v in enumerate(value)]
         return value
+
+
+class NotPlain(Exception):
+    """A value JCS writes differently from plain JSON: the slow, exact path serialises it."""
+
+
+_MAX_SAFE = 2**53 - 1
+
+
+def _bmp(key: str) -> bool:
+    return all(ord(c) <= 0xFFFF for c in key)
+
+
+def _masked(
+    masking: Masking, value: Any, path: str, extra: frozenset[str], masked: list[str]
+) -> tuple[Any, bool]:
+    mark = len(masked)
+    try:
+        return masking.apply(value, path, extra, masked), True
+    except NotPlain:
+        del masked[mark:]
+        return masking.apply_any(value, path, extra, masked), False
 
 
 def decision_entry(
     decision: Decision, request: DecisionRequest, enforcement_point: str, masking: Masking
-) -> dict[str, Any]:
-    """Everything about one decision, masked."""
+) -> tuple[dict[str, Any], bool]:
+    """Everything about one decision, masked; and whether it is plain JSON (the parts a
+    caller gives, the context and the resource's properties, are checked: Warden's own parts
+    are strings, integers and flags)."""
     context = dict(request.context)
     credential = context.pop(CREDENTIAL, None)
     extra = context.pop(MASK, None) or ()
     masked: list[str] = []
-    context = masking.apply(context, "context", frozenset(extra), masked)
-    properties = masking.apply(
-        request.resource.properties, "resource.properties", frozenset(), masked
+    context, plain_context = _masked(masking, context, "context", frozenset(extra), masked)
+    properties, plain_properties = _masked(
+        masking, request.resource.properties, "resource.properties", frozenset(), masked
     )
+    plain = plain_context and plain_properties and is_plain(decision.risk)
     return {
         "v": ENTRY_VERSION,
         "kind": "decision",
@@ -110,7 +166,7 @@ def decision_entry(
         "policy_revision": decision.policy_revision,
         "errors": list(decision.errors),
         "masked": masked,
-    }
+    }, plain
 
 
 def event_entry(kind: str, at: str, body: dict[str, Any]) -> dict[str, Any]:

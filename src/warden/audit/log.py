@@ -29,14 +29,14 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, select
 
 from warden.audit import checkpoint as checkpoints
-from warden.audit import sources
-from warden.audit.canonical import canonical_json
+from warden.audit import sources, sql
+from warden.audit.canonical import canonical_json, canonical_json_plain
 from warden.audit.entries import Masking, decision_entry, event_entry
 from warden.audit.merkle import (
     Frontier,
@@ -45,6 +45,7 @@ from warden.audit.merkle import (
     leaf_hash,
     verify_consistency,
 )
+from warden.audit.tree_store import TreeStore, to_store
 from warden.audit.witness import Witness
 from warden.clock import isoformat, utcnow
 from warden.errors import AuditError
@@ -54,9 +55,8 @@ from warden.store import Store, schema
 
 log = logging.getLogger("warden.audit")
 MAX_BATCH = 2048
-_LOCK_KEY = 0x5741524C4F47  # "WARLOG": one advisory lock serialises log writers (PostgreSQL)
-LOCK_ROW = "audit.writer"
-ARCHIVED_TO = "audit.archived_to"  # entries before it were moved to archive files
+GATHER_S = 0.0005  # at most this long, and only while fewer wait than the last batch held
+LOCK_ROW, ARCHIVED_TO = sql.LOCK_ROW, sql.ARCHIVED_TO
 
 
 @dataclass
@@ -70,6 +70,7 @@ class _Item:
     decision_id: str | None = None
     subject: str | None = None
     decision: str | None = None
+    plain: bool = False  # canonical JSON without a check walk (see canonical_json_plain)
 
 
 class DecisionLog:
@@ -99,6 +100,8 @@ class DecisionLog:
         self._closed = False
         self._checkpoint_waiters: list[Future[checkpoints.Checkpoint]] = []
         self._frontier: Frontier | None = None
+        self._last_batch = 1
+        self._gather_target = 0
         self._checkpointed = -1
         self._ensure_lock_row()
         self._thread = threading.Thread(target=self._run, daemon=True, name="warden-log")
@@ -150,7 +153,7 @@ class DecisionLog:
     def _submit_decision(
         self, decision: Decision, request: DecisionRequest, point: str, waiter: Any
     ) -> Any:
-        body = decision_entry(decision, request, point, self.masking)
+        body, plain = decision_entry(decision, request, point, self.masking)
         item = _Item(
             "decision",
             decision.at,
@@ -159,6 +162,7 @@ class DecisionLog:
             decision.decision_id,
             request.subject_id[:2048],
             decision.decision,
+            plain,
         )
         self._enqueue(item)
         return waiter
@@ -171,7 +175,9 @@ class DecisionLog:
                 )
                 return
             self._pending.append(item)
-            if self._writer_waiting:  # a busy writer takes the entry with its next batch
+            # A busy writer takes the entry with its next batch; a gathering one is woken
+            # when its batch is whole.
+            if self._writer_waiting and len(self._pending) >= self._gather_target:
                 self._wake.notify()
 
     # -- the writer ----------------------------------------------------------------------------
@@ -213,7 +219,20 @@ class DecisionLog:
                 self._writer_waiting = True
                 self._wake.wait(wait)
                 self._writer_waiting = False
+            # Under load the same submitters come back each commit: give the rest of the last
+            # batch's worth a moment to arrive, so one commit (one fsync) covers them all.
+            # A lone submitter (last batch of one) never waits.
+            gather_until = time.monotonic() + GATHER_S
+            while 0 < len(self._pending) < self._last_batch and not self._closed:
+                left = gather_until - time.monotonic()
+                if left <= 0:
+                    break
+                self._writer_waiting, self._gather_target = True, self._last_batch
+                self._wake.wait(left)  # woken once the batch is whole, not per entry
+                self._writer_waiting, self._gather_target = False, 0
             batch = [self._pending.popleft() for _ in range(min(len(self._pending), MAX_BATCH))]
+            if batch:
+                self._last_batch = len(batch)
             wanted, self._checkpoint_waiters = self._checkpoint_waiters, []
             closing = self._closed and not self._pending
         return batch, wanted, closing
@@ -234,13 +253,8 @@ class DecisionLog:
 
     def _locked_frontier(self, connection: Connection) -> Frontier:
         """Take the log's lock; the tree as it is now (another process may have appended)."""
-        if self.store.dialect == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-        else:  # a write first: the transaction holds SQLite's write lock from here on
-            connection.execute(
-                schema.meta.update().where(schema.meta.c.key == LOCK_ROW).values(value="1")
-            )
-        size = tree_size(connection)
+        cursor = connection.connection.cursor()
+        size = sql.lock_and_size(cursor, self.store.dialect)
         if self._frontier is not None and self._frontier.size == size:
             return self._frontier.copy()
         return frontier_of(size, _perfect(connection))
@@ -248,15 +262,21 @@ class DecisionLog:
     def _insert(self, connection: Connection, frontier: Frontier, batch: list[_Item]) -> None:
         entries, nodes = [], []
         mac = self.keys.mac
+        sqlite = self.store.dialect == "sqlite"
         for item in batch:
             seq = frontier.size
-            entry = canonical_json({**item.body, "seq": seq})
+            body = {**item.body, "seq": seq}
+            entry = canonical_json_plain(body) if item.plain else canonical_json(body)
             leaf = leaf_hash(entry)
+            at: Any = item.at
+            if sqlite:  # as SQLAlchemy's DateTime stores times on SQLite
+                text_at = item.body["at"]
+                at = text_at[:10] + " " + text_at[11:26]
             entries.append(
                 (
                     seq,
                     item.kind,
-                    item.at,
+                    at,
                     entry,
                     leaf,
                     mac(_position(seq) + leaf),
@@ -265,8 +285,8 @@ class DecisionLog:
                     item.decision,
                 )
             )
-            nodes.extend(frontier.append(leaf))
-        _insert_rows(connection, entries, nodes)
+            nodes.extend(to_store(frontier.append(leaf)))
+        sql.insert(connection.connection.cursor(), self.store.dialect, entries, nodes)
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -347,60 +367,11 @@ class DecisionLog:
 
 def tree_size(connection: Connection) -> int:
     """How many entries the log has had: the newest position + 1, counting archived ones."""
-    newest = connection.execute(
-        select(func.coalesce(func.max(schema.audit_entries.c.seq) + 1, 0))
-    ).scalar_one()
-    archived = connection.execute(
-        select(schema.meta.c.value).where(schema.meta.c.key == ARCHIVED_TO)
-    ).scalar_one_or_none()
-    return max(int(newest), int(archived or 0))
+    return sql.size(connection.connection.cursor(), connection.dialect.name)
 
 
 def _position(seq: int) -> bytes:
     return seq.to_bytes(8, "big")
-
-
-def _insert_rows(connection: Connection, entries: list[tuple[Any, ...]], nodes: list[Any]) -> None:
-    if connection.dialect.name == "sqlite":
-        # One executemany on the driver (SQLAlchemy's per-row processing costs more than the
-        # write at these rates); times as SQLAlchemy writes them on SQLite.
-        connection.exec_driver_sql(
-            "INSERT INTO audit_entries (seq, kind, at, entry, leaf_hash, mac, decision_id,"
-            " subject, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(e[0], e[1], _sqlite_time(e[2]), *e[3:]) for e in entries],
-        )
-        if nodes:
-            connection.exec_driver_sql(
-                "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
-            )
-        return
-    connection.execute(
-        schema.audit_entries.insert(),
-        [
-            {
-                "seq": e[0],
-                "kind": e[1],
-                "at": e[2],
-                "entry": e[3],
-                "leaf_hash": e[4],
-                "mac": e[5],
-                "decision_id": e[6],
-                "subject": e[7],
-                "decision": e[8],
-            }
-            for e in entries
-        ],
-    )
-    if nodes:
-        connection.execute(
-            schema.audit_nodes.insert(),
-            [{"level": n[0], "idx": n[1], "hash": n[2]} for n in nodes],
-        )
-
-
-def _sqlite_time(value: datetime) -> str:
-    """A time as SQLAlchemy's DateTime stores it on SQLite (UTC, microseconds always)."""
-    return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _latest_checkpoint(connection: Connection) -> tuple[int, bytes, str] | None:
@@ -412,25 +383,8 @@ def _latest_checkpoint(connection: Connection) -> tuple[int, bytes, str] | None:
 
 
 def _perfect(connection: Connection) -> Callable[[int, int], bytes]:
-    """Perfect subtree hashes from the store: leaves from the entries, the rest from nodes."""
-
-    def lookup(level: int, index: int) -> bytes:
-        value = None
-        if level == 0:
-            value = connection.execute(
-                select(schema.audit_entries.c.leaf_hash).where(schema.audit_entries.c.seq == index)
-            ).scalar_one_or_none()
-        if value is None:  # an interior node, or the leaf of an archived entry
-            value = connection.execute(
-                select(schema.audit_nodes.c.hash)
-                .where(schema.audit_nodes.c.level == level)
-                .where(schema.audit_nodes.c.idx == index)
-            ).scalar_one_or_none()
-        if value is None:
-            raise AuditError(f"the log is missing node ({level}, {index})", code="log_damaged")
-        return bytes(value)
-
-    return lookup
+    """Perfect subtree hashes from the store, one at a time."""
+    return TreeStore(connection).perfect
 
 
 def _settle(waiters: list[Any], error: AuditError | None) -> None:

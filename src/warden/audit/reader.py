@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 
 from warden.audit import merkle
 from warden.audit.checkpoint import Checkpoint
+from warden.audit.tree_store import TreeStore
 from warden.errors import AuditError, NotFoundError
 from warden.store import Store, schema
 
@@ -172,24 +173,5 @@ class LogReader:
         return build(lookup)
 
     def _nodes(self, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        leaves = sorted(i for level, i in wanted if level == 0)
-        found: dict[tuple[int, int], bytes] = {}
-        entries, nodes = schema.audit_entries, schema.audit_nodes
         with self.store.begin() as conn:
-            if leaves:
-                for row in conn.execute(
-                    select(entries.c.seq, entries.c.leaf_hash).where(entries.c.seq.in_(leaves))
-                ):
-                    found[(0, int(row.seq))] = bytes(row.leaf_hash)
-            by_level: dict[int, list[int]] = {}
-            for level, i in wanted:  # interior nodes, and leaves of archived entries
-                if (level, i) not in found:
-                    by_level.setdefault(level, []).append(i)
-            for level, indexes in by_level.items():
-                for row in conn.execute(
-                    select(nodes.c.idx, nodes.c.hash)
-                    .where(nodes.c.level == level)
-                    .where(nodes.c.idx.in_(indexes))
-                ):
-                    found[(level, int(row.idx))] = bytes(row.hash)
-        return found
+            return TreeStore(conn).many(wanted)

@@ -15,9 +15,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, insert, select
 
 from warden.audit import checkpoint as checkpoints
+from warden.audit import sql
 from warden.audit.checkpoint import VerifierKey
 from warden.audit.log import ARCHIVED_TO
 from warden.audit.merkle import Frontier, frontier_of, leaf_hash
@@ -40,7 +41,7 @@ class Archive:
 def archive(store: Store, directory: Path, end: int) -> Archive:
     """Move entries [archived_to, end) into a file in ``directory``; ``end`` must be the size
     of a checkpoint (only sealed history is moved)."""
-    from warden.audit.log import LOCK_ROW, _perfect
+    from warden.audit.log import _perfect
 
     start = archived_to(store)
     if end <= start:
@@ -49,12 +50,7 @@ def archive(store: Store, directory: Path, end: int) -> Archive:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"entries-{start:012d}-{end:012d}.jsonl"
     with store.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 0x5741524C4F47})
-        else:
-            conn.execute(
-                schema.meta.update().where(schema.meta.c.key == LOCK_ROW).values(value="1")
-            )
+        sql.lock_and_size(conn.connection.cursor(), conn.dialect.name)  # the writers' lock
         note = conn.execute(
             select(schema.audit_checkpoints.c.note).where(schema.audit_checkpoints.c.size == end)
         ).scalar_one_or_none()

@@ -215,7 +215,6 @@ audit_entries = Table(
 )
 Index("ix_audit_entries_decision_id", audit_entries.c.decision_id, unique=True)
 Index("ix_audit_entries_subject", audit_entries.c.subject, audit_entries.c.seq)
-Index("ix_audit_entries_at", audit_entries.c.at)
 
 # The Merkle tree's perfect subtrees above the leaves: node (level, idx) covers entries
 # [idx * 2**level, (idx + 1) * 2**level). Proofs are built from these.

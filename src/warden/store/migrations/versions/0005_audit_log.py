@@ -37,7 +37,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_entries_decision_id", "audit_entries", ["decision_id"], unique=True)
     op.create_index("ix_audit_entries_subject", "audit_entries", ["subject", "seq"])
-    op.create_index("ix_audit_entries_at", "audit_entries", ["at"])
     op.create_table(
         "audit_nodes",
         sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
@@ -69,7 +68,6 @@ def downgrade() -> None:
     )
     op.drop_table("audit_checkpoints")
     op.drop_table("audit_nodes")
-    op.drop_index("ix_audit_entries_at", "audit_entries")
     op.drop_index("ix_audit_entries_subject", "audit_entries")
     op.drop_index("ix_audit_entries_decision_id", "audit_entries")
     op.drop_table("audit_entries")

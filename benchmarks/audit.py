@@ -193,7 +193,13 @@ def main() -> None:
         (f"verification of {result.size:,} entries", verify_s, "s", ""),
         ("verification rate", figures["verify_records_per_s"], "/s", ""),
         ("baseline: reading the rows back", figures["baseline_reads_per_s"], "/s", ""),
-        ("1,000,000 entries verified in", figures["verify_1m_s"], "s", "<= 5"),
+        (
+            "1,000,000 entries verified in"
+            + (" (from the 200,000 rate, start-up included)" if args.quick else ""),
+            figures["verify_1m_s"],
+            "s",
+            "<= 5",
+        ),
         ("inclusion proof p50", figures["inclusion_proof_ms"], "ms", "<= 1"),
         ("entry size", figures["entry_bytes"], "bytes", "about 1 KB"),
         ("fdatasync of a small append p50", figures["fsync_p50_ms"], "ms", ""),

@@ -8,9 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +16,7 @@ import httpx
 
 from tests.support.audit import log_key
 from tests.support.creds import context_for, write_svid
-from tests.support.gateway import Setup
+from tests.support.gateway import Setup, gateway_process
 from tests.support.upstream import Upstream, ledger_route
 from warden.audit.reader import LogReader
 from warden.audit.verify import verify_log
@@ -51,27 +48,7 @@ def test_a_killed_gateway_lost_no_answered_decision(
         agents[name] = write_svid(
             tmp_path / name, authority.issuer.issue_agent_x509(name), authority.ca.bundle.to_pem()
         )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    gateway = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "warden.cli.main",
-            "--state-dir",
-            str(authority.settings.state_dir),
-            "gateway",
-            "--routes",
-            str(routes),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    gateway, port = gateway_process(authority.settings.state_dir, routes)
     answered: list[str] = []
     stop = threading.Event()
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from tests.support.creds import context_for, write_svid
 from tests.support.forge import rogue_ca
-from tests.support.gateway import Setup, recorded
+from tests.support.gateway import Setup, gateway_process, recorded
 from tests.support.upstream import Upstream, ledger_route, ledger_routes
 from warden.audit.reader import LogReader
 from warden.enforce.server import GatewayServer
@@ -312,8 +312,6 @@ def test_gateway_workers_share_one_port(
     (The CLI is pointed at the SQLite state directory, hence the SQLite store.)"""
     authority = sqlite_authority
     import json
-    import subprocess
-    import sys
     import time
 
     upstream = Upstream(authority, tmp_path).start()
@@ -325,29 +323,7 @@ def test_gateway_workers_share_one_port(
         authority.issuer.issue_agent_x509("invoice-bot"),
         authority.ca.bundle.to_pem(),
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    gateway = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "warden.cli.main",
-            "--state-dir",
-            str(authority.settings.state_dir),
-            "gateway",
-            "--routes",
-            str(routes),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    gateway, port = gateway_process(authority.settings.state_dir, routes, workers=2)
     try:
         deadline = time.monotonic() + 20
         ids = []

@@ -131,3 +131,21 @@ def recorded(setup: Setup, decision_id: str) -> dict[str, object]:
     record = LogReader(setup.authority.store).decision(decision_id)
     assert record is not None, "every answer has its record"
     return record
+
+
+def gateway_process(state_dir: Path, routes: Path, *, workers: int = 1) -> tuple[Any, int]:
+    """``warden gateway`` in a process of its own on a free port: (the process, the port)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    command = [
+        sys.executable, "-m", "warden.cli.main", "--state-dir", str(state_dir), "gateway",
+        "--routes", str(routes), "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, port

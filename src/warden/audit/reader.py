@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -129,16 +129,18 @@ class LogReader:
 
     def prove_decision(self, decision_id: str, checkpoint: Checkpoint) -> InclusionProof:
         """The inclusion proof of a decision's entry in the tree ``checkpoint`` signs."""
-        table = schema.audit_entries
         with self.store.begin() as conn:
-            row = conn.execute(
-                select(table.c.seq, table.c.entry, table.c.leaf_hash).where(
-                    table.c.decision_id == decision_id
-                )
-            ).one_or_none()
-        if row is None:
-            raise NotFoundError(f"no decision {decision_id} in the log")
-        return self.prove(int(row.seq), checkpoint, bytes(row.entry), bytes(row.leaf_hash))
+            cursor = conn.connection.cursor()
+            cursor.execute(_BY_DECISION[conn.dialect.name == "sqlite"], (decision_id,))
+            row = cursor.fetchone()
+            if row is None:
+                raise NotFoundError(f"no decision {decision_id} in the log")
+            seq, entry, leaf = int(row[0]), bytes(row[1]), bytes(row[2])
+            if seq >= checkpoint.size:
+                raise NotFoundError(f"entry {seq} is newer than checkpoint {checkpoint.size}")
+            store = TreeStore(conn)
+            path = _two_pass(store, lambda p: merkle.inclusion_proof(seq, checkpoint.size, p))
+        return InclusionProof(seq, entry, leaf, path, checkpoint)
 
     def prove(self, seq: int, checkpoint: Checkpoint, entry: bytes, leaf: bytes) -> InclusionProof:
         if seq >= checkpoint.size:
@@ -150,28 +152,34 @@ class LogReader:
         return self._with_nodes(lambda p: merkle.consistency_proof(m, n, p))
 
     def _with_nodes(self, build: Callable[[merkle.Perfect], list[bytes]]) -> list[bytes]:
-        """Run a proof builder twice: once to learn which perfect subtrees it needs, then
-        with all of them fetched in two queries (one lookup per node is several times
-        slower)."""
-        wanted: set[tuple[int, int]] = set()
-
-        def record(level: int, index: int) -> bytes:
-            wanted.add((level, index))
-            return b"\x00" * 32
-
-        build(record)
-        known = self._nodes(wanted)
-
-        def lookup(level: int, index: int) -> bytes:
-            try:
-                return known[(level, index)]
-            except KeyError as exc:
-                raise AuditError(
-                    f"the log is missing node ({level}, {index})", code="log_damaged"
-                ) from exc
-
-        return build(lookup)
-
-    def _nodes(self, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         with self.store.begin() as conn:
-            return TreeStore(conn).many(wanted)
+            return _two_pass(TreeStore(conn), build)
+
+
+_BY_DECISION = {
+    True: "SELECT seq, entry, leaf_hash FROM audit_entries WHERE decision_id = ?",
+    False: "SELECT seq, entry, leaf_hash FROM audit_entries WHERE decision_id = %s",
+}
+
+
+def _two_pass(store: TreeStore, build: Callable[[merkle.Perfect], list[bytes]]) -> list[bytes]:
+    """Run a proof builder twice: once to learn which perfect subtrees it needs, then with
+    all of them fetched at once (a lookup per node is several times slower)."""
+    wanted: set[tuple[int, int]] = set()
+
+    def record(level: int, index: int) -> bytes:
+        wanted.add((level, index))
+        return b"\x00" * 32
+
+    build(record)
+    known = store.many(wanted)
+
+    def lookup(level: int, index: int) -> bytes:
+        try:
+            return known[(level, index)]
+        except KeyError as exc:
+            raise AuditError(
+                f"the log is missing node ({level}, {index})", code="log_damaged"
+            ) from exc
+
+    return build(lookup)

@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     gateway_client_timeout_s: float = Field(default=10.0, gt=0, le=300)
     gateway_upstream_timeout_s: float = Field(default=30.0, gt=0, le=600)
     gateway_max_concurrent_per_agent: int = Field(default=64, ge=1, le=10000)
+    # Where this gateway's agents are (for those without a region label): residency checks.
+    gateway_region: str = ""
+    # Data-loss prevention: past this many records a request or an answer is a bulk export;
+    # links to these hosts (and their subdomains) are not counted as going outside.
+    dlp_bulk_records: int = Field(default=1000, ge=1, le=10_000_000)
+    dlp_allowed_hosts: list[str] = Field(default_factory=list)
+    # Workload health: more high findings than this, or an attestation older than this, is
+    # degraded.
+    health_max_high: int = Field(default=5, ge=0, le=100_000)
+    health_max_attestation_age_s: int = Field(default=86_400, ge=60, le=30 * 86_400)
     # One Server-Sent Event from an MCP server, read whole before any of it is passed on.
     mcp_max_event_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.support.creds import context_for, write_svid
+from tests.support.reports import make_healthy
 from warden.audit.reader import LogReader
 from warden.identity.authority import IdentityAuthority
 from warden.server.run import ControlPlaneServer
@@ -48,7 +49,7 @@ def plane(authority: IdentityAuthority, tmp_path: Path) -> Iterator[Plane]:
     authority.agents.register("crm-bot", owner="sales", groups=["finance"])
     server = ControlPlaneServer(authority, host="127.0.0.1", port=0).start_in_thread()
     server.policy.set_signals("risk", {CRM: {"score": 50}})
-    server.policy.set_signals("health", {CRM: {"status": "healthy"}})
+    make_healthy(server.health, "crm-bot")
     server.policy.set_signals("dlp", {CRM: {}})
     try:
         yield Plane(server, tmp_path)

@@ -28,6 +28,7 @@ from mcp.shared.exceptions import MCPError
 from tests.support.creds import context_for, write_svid
 from tests.support.gateway import recorded, with_settings
 from tests.support.mcp_upstream import McpUpstream, mcp_route
+from tests.support.reports import make_healthy
 from warden.enforce.mcp.messages import WARDEN_DENIED
 from warden.enforce.routes import parse_routes
 from warden.enforce.server import GatewayServer
@@ -61,13 +62,11 @@ class McpSetup:
             ("reconciliation-bot", ["finance"]),
             ("triage-bot", ["healthcare"]),
         ):
-            agent = authority.agents.register(name, owner="qa", groups=groups)
-            for kind, values in (
-                ("risk", {"score": 10}),
-                ("health", {"status": "healthy"}),
-                ("dlp", {}),
-            ):
-                self.gateway.engine.set_signals(kind, {agent.spiffe_id: values})
+            agent = authority.agents.register(
+                name, owner="qa", groups=groups, labels={"region": "eu"}
+            )
+            self.gateway.engine.set_signals("risk", {agent.spiffe_id: {"score": 10}})
+            make_healthy(self.gateway.health, name)
         self._creds: dict[str, Path] = {}
 
     @property
@@ -175,12 +174,27 @@ def test_a_permitted_tool_call_works(mcp_setup: McpSetup, mode: str) -> None:
 def test_a_forbidden_tool_and_an_attackers_argument_are_denied(
     mcp_setup: McpSetup, mode: str
 ) -> None:
+    from warden.policy.workorders import Constraint
+
+    # Exports of customer data need a work order; this one covers up to 500 rows, once.
+    engine = mcp_setup.gateway.engine
+    engine.work_orders.create(
+        agent="spiffe://example.org/agent/invoice-bot",
+        ticket="FIN-2041",
+        actions=["mcp:tools/call"],
+        resources=["Tool:finance-tools/tools/export_customers"],
+        constraints=[Constraint("rows", "max", 500)],
+        issued_by="test",
+    )
+    engine.reload_work_orders()
+
     async def go() -> list[Any]:
         outcomes: list[Any] = []
         async with mcp_setup.client("invoice-bot", mode) as client:
             for name, arguments in (
                 ("payroll_lookup", {"employee": "ceo"}),
                 ("export_customers", {"rows": 50000, "destination": "s3://attacker"}),
+                ("export_customers", {"rows": 10, "destination": "s3://finance-exports"}),
                 ("export_customers", {"rows": 10, "destination": "s3://finance-exports"}),
             ):
                 try:
@@ -189,10 +203,11 @@ def test_a_forbidden_tool_and_an_attackers_argument_are_denied(
                     outcomes.append(exc)
         return outcomes
 
-    payroll, bulk, small = run(go())
+    payroll, bulk, covered, again = run(go())
     assert denial(payroll)[0] == "payroll-only-hr"
-    assert denial(bulk)[0] == "customer-export-needs-work-order"
-    assert small.content[0].text == "export_customers done"
+    assert denial(bulk)[0] == "customer-export-needs-work-order"  # past the order's 500 rows
+    assert covered.content[0].text == "export_customers done"
+    assert denial(again)[0] == "customer-export-needs-work-order"  # the order is used up
     record = recorded(mcp_setup, denial(bulk)[1])  # type: ignore[arg-type]
     assert record["decision"] == "deny"
     assert record["action"] == "mcp:tools/call"
@@ -217,8 +232,9 @@ def test_tools_list_is_filtered_across_pages(mcp_setup: McpSetup, mode: str) -> 
     assert len(pages) == 3  # every page reached the agent, with its cursor
     seen = [name for page in pages for name in page]
     assert "payroll_lookup" not in seen  # this agent may not call it
-    assert {"add", "export_customers", "confirm_payment", "tool_09"} <= set(seen)
-    assert len(seen) == len(mcp_setup.upstream.descriptions) - 1
+    assert "export_customers" not in seen  # nor, without a work order, an export tool
+    assert {"add", "confirm_payment", "tool_09"} <= set(seen)
+    assert len(seen) == len(mcp_setup.upstream.descriptions) - 2
 
 
 def mcp_error(exc: BaseException) -> MCPError | None:

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from tests.support.creds import context_for, write_svid
+from tests.support.reports import make_healthy
 from tests.support.upstream import FINANCE, Upstream
 from warden.audit.reader import LogReader
 from warden.config import load_settings
@@ -100,13 +101,11 @@ class Setup:
             authority, routes=routes, host="127.0.0.1", port=0
         ).start_in_thread()
         for name, groups in (("invoice-bot", ["finance"]), ("triage-bot", ["healthcare"])):
-            agent = authority.agents.register(name, owner="qa", groups=groups)
-            for kind, values in (
-                ("risk", {"score": 10}),
-                ("health", {"status": "healthy"}),
-                ("dlp", {"phi_per_minute": 0}),
-            ):
-                self.gateway.engine.set_signals(kind, {agent.spiffe_id: values})
+            agent = authority.agents.register(
+                name, owner="qa", groups=groups, labels={"region": "eu"}
+            )
+            self.gateway.engine.set_signals("risk", {agent.spiffe_id: {"score": 10}})
+            make_healthy(self.gateway.health, name)  # a clean scan; DLP windows start empty
 
     def creds(self, name: str) -> Path:
         issued = self.authority.issuer.issue_agent_x509(name)

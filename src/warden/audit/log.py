@@ -131,6 +131,12 @@ class DecisionLog:
         self._enqueue(_Item(kind, now, event_entry(kind, isoformat(now), body), future))
         future.result(timeout=30)
 
+    def note(self, kind: str, body: dict[str, Any]) -> None:
+        """Append an event without waiting for it (what happened after a decision that is
+        already on record: a blocked answer, a trust event)."""
+        now = utcnow()
+        self._enqueue(_Item(kind, now, event_entry(kind, isoformat(now), body), None))
+
     def checkpoint(self, timeout_s: float = 30.0) -> checkpoints.Checkpoint:
         """Sign a checkpoint of everything durable now, and return it."""
         future: Future[checkpoints.Checkpoint] = Future()

@@ -177,3 +177,36 @@ def groups(
     """Replace an agent's policy groups."""
     agent = State.authority().agents.update(name, groups=group or [])
     console.print(f"{agent.spiffe_id}: {', '.join(agent.groups) or 'no groups'}")
+
+
+HEALTH_STYLE = {"healthy": "green", "degraded": "yellow", "compromised": "red", "unknown": "white"}
+
+
+@app.command()
+@handle_errors
+def health(
+    name: str,
+    report: Annotated[
+        list[Path] | None,
+        typer.Option(help="A CycloneDX (with VEX), Grype or Trivy JSON report (repeatable)"),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show an agent's workload health, or ingest its vulnerability reports first."""
+    from warden.trust.health import HealthBook, health_rules
+
+    authority = State.authority()
+    book = HealthBook(authority.store, rules=health_rules(authority.settings))
+    if report:
+        found = book.ingest(name, [path.read_bytes() for path in report], by="cli")
+    else:
+        found = book.of_name(name)
+    if json_out:
+        print_json({"agent": name, **found.to_dict()})
+        return
+    style = HEALTH_STYLE.get(found.status, "white")
+    console.print(
+        f"{name}: [{style}]{found.status}[/] ({found.critical} critical, {found.high} high)"
+    )
+    for reason in found.reasons:
+        console.print(f"  - {reason}")

@@ -5,6 +5,7 @@ Everything is real: the CA, the store, the control plane on 127.0.0.1 with mTLS,
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import ssl
@@ -232,12 +233,24 @@ def _attest(state_dir: Path, url: str) -> None:
     console.print(f"the same program started by hand: {stranger.stdout.strip()}")
 
 
+# What a clean Trivy scan of the agent's image says: no findings.
+CLEAN_SCAN = json.dumps(
+    {
+        "SchemaVersion": 2,
+        "ArtifactName": "registry.example/agents/crm-bot:1.0",
+        "ArtifactType": "container_image",
+        "Metadata": {"RepoDigests": ["registry.example/agents/crm-bot@sha256:" + "ab" * 32]},
+        "Results": [{"Target": "crm-bot (debian 12.8)", "Class": "os-pkgs", "Vulnerabilities": []}],
+    }
+).encode()
+
+
 def _decide(authority: IdentityAuthority, server: Any) -> None:
     _step(8, "every request decided by policy-as-code: the default pack, a work order")
     engine = server.policy
     crm = authority.agents.register("crm-bot", owner="sales-team", groups=["finance"])
     engine.set_signals("risk", {crm.spiffe_id: {"score": 120, "factors": [["new_tool", 120]]}})
-    engine.set_signals("health", {crm.spiffe_id: {"status": "healthy"}})
+    server.health.ingest("crm-bot", [CLEAN_SCAN], by="demo")
     engine.set_signals("dlp", {crm.spiffe_id: {}})
 
     def ask(

@@ -24,6 +24,13 @@ from cryptography import x509
 
 from warden.audit.entries import CREDENTIAL, MASK
 from warden.audit.recorder import DecisionRecorder
+from warden.enforce.data_checks import (
+    SENSITIVE,
+    answer_verdict,
+    declared_class,
+    region_of,
+    request_document,
+)
 from warden.enforce.decision_header import AGENT_HEADER, HEADER, DecisionHeaderSigner
 from warden.enforce.exchange import (
     CLOSE,
@@ -47,6 +54,7 @@ from warden.identity.errors import CredentialRejected
 from warden.identity.verifier import CredentialVerifier
 from warden.policy.engine import PolicyEngine
 from warden.policy.model import Decision, DecisionRequest
+from warden.trust.dlp import Dlp
 
 if TYPE_CHECKING:
     from warden.enforce.mcp.proxy import McpProxy
@@ -73,6 +81,8 @@ class Gateway:
     throttles: Throttles = field(default_factory=Throttles)
     in_flight: dict[str, int] = field(default_factory=dict)
     mcp: McpProxy | None = None  # serves routes declared ``protocol: mcp``
+    dlp: Dlp | None = None  # data-loss checks on what goes out and what comes back
+    region: str = ""  # where this gateway's agents are, for those without a region label
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -208,22 +218,32 @@ class Gateway:
             subject_id=incoming.subject,
             action=f"http:{incoming.method.upper()}",
             resource=route.resource,
-            context=self.context(incoming, route, args=args),
+            context=self.context(incoming, route, args=args, outbound=request_document(incoming)),
         )
 
     def context(
-        self, incoming: Incoming, route: Route, *, tool: str = "", args: dict[str, Any]
+        self,
+        incoming: Incoming,
+        route: Route,
+        *,
+        tool: str = "",
+        args: dict[str, Any],
+        outbound: Any = None,
     ) -> dict[str, Any]:
-        """The decision context the caller's request gives (Warden adds the rest)."""
+        """The decision context the caller's request gives (Warden adds the rest).
+        ``outbound``: what the request sends (its body, a tool's arguments)."""
         context: dict[str, Any] = {
             "authn": incoming.authn,
             "source_ip": incoming.client,
             "args": args,
-            "destination_region": route.properties.get("region", ""),
+            "destination_region": region_of(self, incoming.subject),
             "route": route.name,
         }
         if tool:
             context["tool"] = tool
+        if self.dlp is not None:
+            context["bulk"] = self.dlp.bulk_request(args, tool)
+            context["outbound"] = self.dlp.outbound(outbound)
         # For the decision log only (policies never see them): which credential, what to mask.
         if incoming.credential is not None:
             context[CREDENTIAL] = incoming.credential.credential_id
@@ -326,7 +346,7 @@ class Gateway:
                 data=incoming.body or None,
                 allow_redirects=False,
             ) as upstream:
-                await self._relay(send, upstream, route, decision)
+                await self._relay(send, upstream, incoming, route, decision)
         except UpstreamIdentityMismatch as exc:
             log.error("decision %s: %s", decision.decision_id, exc.message)
             await answer_deny(send, decision, 502, reason="upstream_identity_mismatch")
@@ -335,11 +355,24 @@ class Gateway:
             await answer_deny(send, decision, 502, reason="upstream_unavailable")
 
     async def _relay(
-        self, send: Any, upstream: aiohttp.ClientResponse, route: Route, decision: Decision
+        self,
+        send: Any,
+        upstream: aiohttp.ClientResponse,
+        incoming: Incoming,
+        route: Route,
+        decision: Decision,
     ) -> None:
         headers = relayed_headers(upstream.headers)
         headers.append((b"x-warden-decision-id", decision.decision_id.encode()))
-        if not (needs_body(decision.obligations) or self.inspectors):
+        json_answer = "json" in upstream.headers.get("content-type", "").lower()
+        declared = declared_class(route)
+        empty = upstream.content_length == 0 or upstream.status in (204, 304)
+        if self.dlp is not None and not (json_answer or empty) and declared in SENSITIVE:
+            # Data declared sensitive in a form DLP cannot read does not pass unread.
+            await answer_deny(send, decision, 502, reason="uninspectable_response")
+            return
+        reads_answer = self.dlp is not None and json_answer
+        if not (needs_body(decision.obligations) or self.inspectors or reads_answer):
             length = upstream.content_length
             if length is not None and length <= SMALL_RESPONSE:  # one write, no chunk loop
                 body = await upstream.read()
@@ -377,6 +410,11 @@ class Gateway:
             headers = [(k, v) for k, v in headers if k != b"content-encoding"]
             if done:
                 headers.append((b"x-warden-obligations", ",".join(done).encode()))
+        if reads_answer:  # what would leave, after the obligations: classified and counted
+            refused = await answer_verdict(self, incoming, route, decision, body, declared)
+            if refused is not None:
+                await answer_deny(send, decision, 403, reason=refused)
+                return
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -39,10 +39,15 @@ from warden.transport import serving
 from warden.transport.loop import freeze_startup_heap
 from warden.transport.loop import run as run_loop
 from warden.transport.uvicorn_mtls import bounded_protocol, server_ssl_context
+from warden.trust.dlp import Dlp
+from warden.trust.events import TrustEvents
+from warden.trust.health import HealthBook, health_rules
+from warden.trust.windows import DlpWindows
 
 log = logging.getLogger("warden.gateway")
 FEED_POLL_S = 0.05
 PIN_POLL_S = 1.0
+HEALTH_POLL_S = 1.0
 
 
 class GatewayServer:
@@ -93,6 +98,13 @@ class GatewayServer:
         )
         self.recorder = open_decision_log(authority)
         self.pins = ToolPins(authority.store)
+        # Data-loss windows and workload health feed every decision, live.
+        self.events = TrustEvents()
+        self.events.subscribe(lambda event: self.recorder.note("trust", event.to_dict()))
+        self.windows = DlpWindows()
+        self.health = HealthBook(authority.store, self.events, health_rules(settings))
+        self.engine.set_signal_source("dlp", self.windows)
+        self.engine.set_signal_source("health", self.health)
         self.gateway = Gateway(
             authority=authority,
             engine=self.engine,
@@ -101,6 +113,13 @@ class GatewayServer:
             upstreams=UpstreamPool(self._upstream_context, settings.gateway_upstream_timeout_s),
             signer=self._signer(self.credentials),
             spiffe_id=self.spiffe_id,
+            dlp=Dlp(
+                self.windows,
+                self.events,
+                bulk_records=settings.dlp_bulk_records,
+                allowed_hosts=frozenset(h.lower() for h in settings.dlp_allowed_hosts),
+            ),
+            region=settings.gateway_region,
             verifier=None
             if status is None
             else CredentialVerifier(
@@ -152,6 +171,7 @@ class GatewayServer:
             self._renew_svid(),
             self.mcp.streams.run(),
             serving.every(PIN_POLL_S, self.pins.refresh, "reloading held MCP tools"),
+            serving.every(HEALTH_POLL_S, self.health.refresh, "reassessing workload health"),
         )
         try:
             await self._server.serve(sockets=sockets)

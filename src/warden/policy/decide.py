@@ -245,6 +245,8 @@ def _context(
         context["delegation"] = [str(d) for d in chain] if isinstance(chain, list) else []
     if "bulk" in wanted:
         context["bulk"] = given.get("bulk") is True
+    if "outbound" in wanted:
+        context["outbound"] = _outbound(given.get("outbound"))
     return context if paths is None else project(context, paths)
 
 
@@ -262,8 +264,20 @@ CONTEXT_KEYS = frozenset(
         "destination_region",
         "delegation",
         "bulk",
+        "outbound",
     }
 )
+OUTBOUND_KEYS = ("records", "pii", "phi", "pci", "links")
+
+
+def _outbound(values: Any) -> dict[str, int]:
+    """What the request carries out; nothing stated is nothing carried."""
+    given = values if isinstance(values, Mapping) else {}
+    out = {}
+    for key in OUTBOUND_KEYS:
+        value = given.get(key, 0)
+        out[key] = value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return out
 
 
 def _health(values: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -48,7 +48,8 @@ class PolicyEngine:
         self._signal_max_age = signal_max_age_s
         self._agents: dict[str, AgentFacts] = {}
         self._orders: dict[str, tuple[WorkOrder, ...]] = {}
-        self._signals: dict[str, dict[str, Signal]] = {"risk": {}, "health": {}, "dlp": {}}
+        self._signals: dict[str, Mapping[str, Signal]] = {"risk": {}, "health": {}, "dlp": {}}
+        self._live: set[str] = set()  # kinds read from a live source
         self.snapshot: PolicySnapshot | None = None
         self.shadow_snapshot: PolicySnapshot | None = None
         self.reload_agents()
@@ -96,11 +97,23 @@ class PolicyEngine:
         """Replace the live signals of one kind (``risk``, ``health``, ``dlp``) for agents."""
         if kind not in self._signals:
             raise ValueError(f"unknown signal kind {kind!r}")
+        if kind in self._live:
+            raise ValueError(f"{kind} signals come from a live source on this engine")
         now = utcnow()
         with self._lock:
             merged = dict(self._signals[kind])
             merged.update({agent: Signal(dict(v), now) for agent, v in values.items()})
             self._signals[kind] = merged
+        self._rebuild()
+
+    def set_signal_source(self, kind: str, source: Mapping[str, Signal]) -> None:
+        """Read one kind of signal live from ``source`` (its ``get`` is called at each
+        decision, in memory: DLP windows, the health book) instead of from set values."""
+        if kind not in self._signals:
+            raise ValueError(f"unknown signal kind {kind!r}")
+        with self._lock:
+            self._signals[kind] = source
+            self._live.add(kind)
         self._rebuild()
 
     def _on_feed(self, entries: list[FeedEntry]) -> None:

@@ -37,10 +37,12 @@ from warden.server.audit_routes import audit_router
 from warden.server.auth import require
 from warden.server.decision_routes import decision_router
 from warden.server.feed_routes import feed_router
+from warden.server.health_routes import health_router
 from warden.server.limits import BodyLimit
 from warden.server.mcp_routes import mcp_router
 from warden.server.policy_routes import policy_router
 from warden.transport.path_guard import PathGuard
+from warden.trust.health import HealthBook
 
 log = logging.getLogger("warden.server")
 CONTROL_PLANE = ("ControlPlane", "warden")
@@ -121,6 +123,7 @@ def create_app(
     authorizer: AdminAuthorizer,
     engine: PolicyEngine | None = None,
     recorder: DecisionRecorder | None = None,
+    health: HealthBook | None = None,
 ) -> Any:
     """The ASGI application of the control plane, wrapped in its body-size limit."""
     app = FastAPI(title="Warden control plane", version=__version__, docs_url=None, redoc_url=None)
@@ -244,12 +247,16 @@ def create_app(
     app.include_router(attestation_router(authority, authorizer))
     app.include_router(mcp_router(authority, authorizer))
     app.include_router(audit_router(authority, authorizer))
+    if health is not None:
+        app.include_router(health_router(authority, authorizer, health))
     if engine is not None and recorder is not None:
         app.include_router(decision_router(authority, authorizer, engine, recorder))
     if engine is not None:
         app.include_router(policy_router(authority, authorizer, engine))
     limits = BodyLimit(
-        app, authority.settings.api_max_body_bytes, large=("/evidence", MAX_SBOM_BYTES + 65536)
+        app,
+        authority.settings.api_max_body_bytes,
+        large=(("/evidence", "/health"), MAX_SBOM_BYTES + 65536),
     )
     return PathGuard(limits)
 

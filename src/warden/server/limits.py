@@ -16,11 +16,15 @@ class BodyLimit:
     """413 for a ``Content-Length`` over ``max_bytes``, or a streamed body that grows past it."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, *, large: tuple[str, int] | None = None
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        large: tuple[tuple[str, ...], int] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        # (path suffix, bound): the one kind of route that takes large bodies (SBOM uploads).
+        # (path suffixes, bound): the routes that take large bodies (SBOMs, scan reports).
         self.large = large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -32,6 +32,8 @@ from warden.policy.setup import bundle_path, open_policy_engine
 from warden.server.app import create_app
 from warden.transport import serving
 from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
+from warden.trust.events import TrustEvents
+from warden.trust.health import HealthBook, health_rules
 
 log = logging.getLogger("warden.server")
 SERVICE_NAME = "control-plane"
@@ -118,7 +120,13 @@ class ControlPlaneServer:
         self.policy = open_policy_engine(authority)
         # The control plane's log also takes in every identity and policy event.
         self.log = open_decision_log(authority, follow_events=True)
-        app = create_app(authority, authorizer or AdminAuthorizer(), self.policy, self.log)
+        self.events = TrustEvents()
+        self.events.subscribe(lambda event: self.log.note("trust", event.to_dict()))
+        self.health = HealthBook(authority.store, self.events, health_rules(authority.settings))
+        self.policy.set_signal_source("health", self.health)
+        app = create_app(
+            authority, authorizer or AdminAuthorizer(), self.policy, self.log, self.health
+        )
         config = uvicorn.Config(
             app,
             host=self.host,
@@ -155,6 +163,7 @@ class ControlPlaneServer:
             serving.every(
                 WORK_ORDER_POLL_S, self.policy.reload_work_orders, "reloading work orders"
             ),
+            serving.every(1.0, self.health.refresh, "reassessing workload health"),
         )
         try:
             await self._server.serve()

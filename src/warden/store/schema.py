@@ -314,3 +314,18 @@ mcp_server_requests = Table(
     Column("request_id", String(256), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# The latest vulnerability report of each agent's workload, as counts (VEX-cleared findings
+# left out) and the image digests it scanned; health is assessed from it when read.
+workload_health = Table(
+    "workload_health",
+    metadata,
+    Column("agent_name", String(63), primary_key=True),
+    Column("tool", String(64), nullable=False),
+    Column("counts", JSON, nullable=False),  # severity -> [finding ids]
+    Column("cleared", JSON, nullable=False),  # finding id -> VEX state
+    Column("digests", JSON, nullable=False),
+    Column("report_sha256", String(64), nullable=False),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+    Column("reported_by", String(2048), nullable=False),
+)

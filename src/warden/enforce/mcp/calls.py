@@ -18,7 +18,7 @@ from warden.enforce.mcp.messages import Message
 from warden.enforce.mcp.streams import OpenStream
 from warden.enforce.routes import Route
 from warden.errors import WardenError
-from warden.policy.model import Decision
+from warden.policy.model import Decision, DecisionRequest
 
 if TYPE_CHECKING:
     from warden.enforce.gateway import Gateway
@@ -37,6 +37,7 @@ class Exchange:
     session_id: str | None = None
     started: bool = False  # the answer's head is sent: errors now end the stream instead
     stream: OpenStream | None = None
+    request: DecisionRequest | None = None  # what was decided
 
     @property
     def message_id(self) -> str | int | None:

@@ -81,6 +81,7 @@ class McpProxy:
         request: DecisionRequest | None = None
         try:
             request = await self._describe(exchange)  # 2 describe
+            exchange.request = request
             decision = gateway.engine.decide(request)  # 3 decide
             decision = gateway.reserve(decision, incoming.subject, route)  # 4 reserve
             try:
@@ -128,7 +129,9 @@ class McpProxy:
             subject_id=incoming.subject,
             action=found.action,
             resource=found.resource,
-            context=self.gateway.context(incoming, route, tool=found.tool, args=found.args),
+            context=self.gateway.context(
+                incoming, route, tool=found.tool, args=found.args, outbound=found.args or None
+            ),
         )
 
     def _target_of_post(self, exchange: Exchange) -> Target:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from warden.enforce.data_checks import answer_verdict, declared_class, mcp_records
 from warden.enforce.exchange import RecordFailed, refusal
 from warden.enforce.mcp import messages
 from warden.enforce.mcp.calls import Exchange, off_loop, on_agents_session
@@ -91,6 +92,17 @@ class Screen:
                 raw = json.dumps(
                     {**message.body, "result": changed}, separators=(",", ":")
                 ).encode()
+            if exchange.method in DATA_METHODS:  # what the agent gets: classified, counted
+                refused = await answer_verdict(
+                    self.gateway,
+                    exchange.incoming,
+                    exchange.route,
+                    decision,
+                    mcp_records(changed),
+                    _declared(exchange),
+                )
+                if refused is not None:
+                    return _denied(message.id, decision, refused)
         blocked = self.gateway.inspect(decision, exchange.route, raw)
         if blocked:
             return _denied(message.id, decision, blocked)
@@ -171,6 +183,16 @@ class Screen:
         except RecordFailed:
             return refusal("record_failed", "the decision could not be recorded")
         return decision
+
+
+DATA_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
+
+
+def _declared(exchange: Exchange) -> str:
+    """The data class of what was decided on (the tool's, the resource's)."""
+    if exchange.request is None:
+        return declared_class(exchange.route)
+    return declared_class(exchange.route, exchange.request.resource.properties)
 
 
 def _denied(message_id: str | int | None, decision: Decision, reason: str, **data: Any) -> bytes:

@@ -1,0 +1,1 @@
+"""Trust inputs: data classification and DLP windows, workload health."""

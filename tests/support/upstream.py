@@ -45,6 +45,8 @@ class Upstream:
         self.require_decision = require_decision
         self.seen: list[dict[str, Any]] = []
         self.on_decision: Callable[[str], None] | None = None
+        # Last path segment -> (content type, body): what a test has this service answer.
+        self.answers: dict[str, tuple[str, bytes]] = {}
         context = server_ssl_context(
             certfile=self.creds / "svid.pem",
             keyfile=self.creds / "key.pem",
@@ -113,6 +115,10 @@ class Upstream:
             }
         )
         data = json.dumps(answer).encode()
+        content_type = b"application/json"
+        canned = self.answers.get(scope["path"].rsplit("/", 1)[-1])
+        if canned is not None and status == 200:
+            content_type, data = canned[0].encode(), canned[1]
         extra: list[tuple[bytes, bytes]] = []
         if scope["path"].endswith("/set-cookie"):  # a session cookie for whoever called
             extra.append((b"set-cookie", b"session=" + answer.get("agent", "").encode()))
@@ -124,7 +130,7 @@ class Upstream:
                 "type": "http.response.start",
                 "status": status,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", content_type),
                     (b"content-length", str(len(data)).encode()),
                     *extra,
                 ],

@@ -131,11 +131,13 @@ class DecisionLog:
         self._enqueue(_Item(kind, now, event_entry(kind, isoformat(now), body), future))
         future.result(timeout=30)
 
-    def note(self, kind: str, body: dict[str, Any]) -> None:
+    def note(self, kind: str, body: dict[str, Any], *, subject: str | None = None) -> None:
         """Append an event without waiting for it (what happened after a decision that is
-        already on record: a blocked answer, a trust event)."""
+        already on record: a blocked answer, a trust event). ``subject``: the agent it is
+        about, for searches by agent."""
         now = utcnow()
-        self._enqueue(_Item(kind, now, event_entry(kind, isoformat(now), body), None))
+        entry = event_entry(kind, isoformat(now), body)
+        self._enqueue(_Item(kind, now, entry, None, subject=subject[:2048] if subject else None))
 
     def checkpoint(self, timeout_s: float = 30.0) -> checkpoints.Checkpoint:
         """Sign a checkpoint of everything durable now, and return it."""

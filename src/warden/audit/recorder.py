@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from warden.policy.model import Decision, DecisionRequest
 
@@ -21,6 +21,9 @@ class DecisionRecorder(Protocol):
     async def record_async(
         self, decision: Decision, request: DecisionRequest, *, enforcement_point: str
     ) -> None: ...
+
+    def note(self, kind: str, body: dict[str, Any], *, subject: str | None = None) -> None:
+        """Append an event without waiting (never raises: a lost note is logged)."""
 
 
 def fsync_probe(path: Path) -> float:

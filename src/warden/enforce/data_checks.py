@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from warden.enforce.exchange import Incoming, RecordFailed
 from warden.enforce.routes import Route
 from warden.policy.model import Decision, DecisionRequest
+from warden.trust.classify import records_of
 from warden.trust.dlp import destination_region
 
 if TYPE_CHECKING:
@@ -61,16 +62,25 @@ async def answer_verdict(
         incoming.subject,
         route.name,
         declared,
-        decision.obligations,
         region_of(gateway, incoming.subject),
         body,
     )
     if verdict.blocked is not None:
         return verdict.blocked
-    if not verdict.bulk or verdict.classification is None:
+    found = verdict.classification
+    if found is None:
         return None
+    if verdict.bulk:
+        refused = await _decide_export(gateway, incoming, route, found.records)
+        if refused is not None:
+            return refused
+    return dlp.take(incoming.subject, route.name, decision.obligations, found)
+
+
+async def _decide_export(
+    gateway: Gateway, incoming: Incoming, route: Route, records: int
+) -> str | None:
     # Far more records than this agent usually gets: the policy decides it as an export.
-    records = verdict.classification.records
     request = DecisionRequest(
         subject_type="Agent",
         subject_id=incoming.subject,
@@ -78,7 +88,7 @@ async def answer_verdict(
         resource=route.resource,
         context={**gateway.context(incoming, route, args={"rows": records}), "bulk": True},
     )
-    export = gateway.engine.decide(request)
+    export = gateway.engine.reserve(gateway.engine.decide(request))  # a work order's use
     try:
         await gateway.record(export, request)
     except RecordFailed:
@@ -91,8 +101,6 @@ def mcp_records(result: dict[str, Any]) -> list[Any]:
     (JSON when they parse, text when not), resource contents and prompt messages."""
     structured = result.get("structuredContent")
     if isinstance(structured, (dict, list)):
-        from warden.trust.classify import records_of
-
         return records_of(structured)
     records: list[Any] = []
     items = [*(result.get("content") or []), *(result.get("contents") or [])]

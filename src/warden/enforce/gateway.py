@@ -18,16 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-import yarl
 from cryptography import x509
 
 from warden.audit.entries import CREDENTIAL, MASK
 from warden.audit.recorder import DecisionRecorder
 from warden.enforce.data_checks import (
-    SENSITIVE,
-    answer_verdict,
-    declared_class,
     region_of,
     request_document,
 )
@@ -43,11 +38,11 @@ from warden.enforce.exchange import (
     answer_deny,
     forwarded_headers,
     refusal,
-    relayed_headers,
 )
-from warden.enforce.obligations import Throttles, apply_to_body, needs_body
+from warden.enforce.obligations import Throttles
+from warden.enforce.relay import forward
 from warden.enforce.routes import AmbiguousRequest, Route, RouteTable, extract_args
-from warden.enforce.upstream_client import UpstreamIdentityMismatch, UpstreamPool
+from warden.enforce.upstream_client import UpstreamPool
 from warden.errors import WardenError
 from warden.identity.authority import IdentityAuthority
 from warden.identity.errors import CredentialRejected
@@ -60,7 +55,6 @@ if TYPE_CHECKING:
     from warden.enforce.mcp.proxy import McpProxy
 
 log = logging.getLogger("warden.gateway")
-SMALL_RESPONSE = 65536
 # What an inspection hook sees and may do: (decision, route, body) -> replacement deny reason.
 InspectionHook = Callable[[Decision, Route, bytes], str | None]
 
@@ -103,7 +97,7 @@ class Gateway:
                 if not decision.allowed:
                     await answer_deny(send, decision, 403)
                     return
-                await self._forward(send, route, incoming, decision)  # 6-8 forward, inspect
+                await forward(self, send, route, incoming, decision)  # 6-8 forward, inspect
             finally:
                 if decision.allowed:
                     self.release(incoming.subject)
@@ -322,102 +316,21 @@ class Gateway:
         )
         return headers
 
-    async def _forward(
-        self, send: Any, route: Route, incoming: Incoming, decision: Decision
+    def note_blocked(
+        self, incoming: Incoming, route: Route, decision: Decision, status: int, reason: str
     ) -> None:
-        path = incoming.raw_path.decode("ascii") + (
-            "?" + incoming.query.decode("latin-1") if incoming.query else ""
+        """Put on record that an allowed request's answer was refused, and why."""
+        self.recorder.note(
+            "answer_blocked",
+            {
+                "decision_id": decision.decision_id,
+                "agent": incoming.subject,
+                "route": route.name,
+                "status": status,
+                "reason": reason,
+            },
+            subject=incoming.subject,
         )
-        headers = self.upstream_headers(
-            incoming,
-            route,
-            decision,
-            method=incoming.method,
-            path=path,
-            body=incoming.body,
-            inspecting=needs_body(decision.obligations) or bool(self.inspectors),
-        )
-        session = self.upstreams.session(route.upstream_id)
-        try:
-            async with session.request(
-                incoming.method,
-                yarl.URL(route.upstream + path, encoded=True),  # already checked: no requoting
-                headers=headers,
-                data=incoming.body or None,
-                allow_redirects=False,
-            ) as upstream:
-                await self._relay(send, upstream, incoming, route, decision)
-        except UpstreamIdentityMismatch as exc:
-            log.error("decision %s: %s", decision.decision_id, exc.message)
-            await answer_deny(send, decision, 502, reason="upstream_identity_mismatch")
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            log.warning("decision %s: upstream failed: %s", decision.decision_id, exc)
-            await answer_deny(send, decision, 502, reason="upstream_unavailable")
-
-    async def _relay(
-        self,
-        send: Any,
-        upstream: aiohttp.ClientResponse,
-        incoming: Incoming,
-        route: Route,
-        decision: Decision,
-    ) -> None:
-        headers = relayed_headers(upstream.headers)
-        headers.append((b"x-warden-decision-id", decision.decision_id.encode()))
-        json_answer = "json" in upstream.headers.get("content-type", "").lower()
-        declared = declared_class(route)
-        empty = upstream.content_length == 0 or upstream.status in (204, 304)
-        if self.dlp is not None and not (json_answer or empty) and declared in SENSITIVE:
-            # Data declared sensitive in a form DLP cannot read does not pass unread.
-            await answer_deny(send, decision, 502, reason="uninspectable_response")
-            return
-        reads_answer = self.dlp is not None and json_answer
-        if not (needs_body(decision.obligations) or self.inspectors or reads_answer):
-            length = upstream.content_length
-            if length is not None and length <= SMALL_RESPONSE:  # one write, no chunk loop
-                body = await upstream.read()
-                headers.append((b"content-length", str(len(body)).encode()))
-                await send(
-                    {"type": "http.response.start", "status": upstream.status, "headers": headers}
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-            await send(
-                {"type": "http.response.start", "status": upstream.status, "headers": headers}
-            )
-            async for chunk in upstream.content.iter_chunked(65536):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        if upstream.headers.get("content-encoding", "identity").lower() != "identity":
-            await answer_deny(send, decision, 502, reason="uninspectable_response")
-            return
-        limit = self.authority.settings.gateway_max_response_bytes
-        body = await upstream.content.read(limit + 1)
-        if len(body) > limit:
-            await answer_deny(send, decision, 502, reason="response_too_large")
-            return
-        blocked = self.inspect(decision, route, body)
-        if blocked:
-            await answer_deny(send, decision, 403, reason=blocked)
-            return
-        if needs_body(decision.obligations):
-            try:
-                body, done = apply_to_body(decision.obligations, body)
-            except ValueError:
-                await answer_deny(send, decision, 502, reason="uninspectable_response")
-                return
-            headers = [(k, v) for k, v in headers if k != b"content-encoding"]
-            if done:
-                headers.append((b"x-warden-obligations", ",".join(done).encode()))
-        if reads_answer:  # what would leave, after the obligations: classified and counted
-            refused = await answer_verdict(self, incoming, route, decision, body, declared)
-            if refused is not None:
-                await answer_deny(send, decision, 403, reason=refused)
-                return
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
     def inspect(self, decision: Decision, route: Route, body: bytes) -> str | None:
         """The first inspection hook's reason to block ``body``, or None."""

@@ -8,6 +8,7 @@ store is.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -184,18 +185,27 @@ def create_app(
         allow(request, "agent.read", ("Agent", name))
         return authority.agents.get(name).to_dict()
 
-    @app.post("/v1/agents/{name}/{change}")
-    def change_agent(
-        request: Request,
-        name: str,
-        change: Literal["disable", "enable", "revoke", "quarantine", "release"],
-        body: Annotated[StatusChange | None, Body()] = None,
-    ) -> dict[str, Any]:
+    def agent_change(change: str) -> Callable[..., dict[str, Any]]:
         action = "quarantine.release" if change == "release" else f"agent.{change}"
-        by = allow(request, action, ("Agent", name))
-        reason = (body.reason if body else "") or f"by {by}"
-        agent = getattr(authority.agents, change)(name, reason)
-        return agent.to_dict()  # type: ignore[no-any-return]
+
+        def change_agent(
+            request: Request, name: str, body: Annotated[StatusChange | None, Body()] = None
+        ) -> dict[str, Any]:
+            by = allow(request, action, ("Agent", name))
+            reason = (body.reason if body else "") or f"by {by}"
+            agent = getattr(authority.agents, change)(name, reason)
+            return agent.to_dict()  # type: ignore[no-any-return]
+
+        return change_agent
+
+    # One route per change, not /{change}: a catch-all would shadow /health, /join-tokens.
+    for change in ("disable", "enable", "revoke", "quarantine", "release"):
+        app.add_api_route(
+            f"/v1/agents/{{name}}/{change}",
+            agent_change(change),
+            methods=["POST"],
+            name=f"agent_{change}",
+        )
 
     @app.delete("/v1/agents/{name}")
     def delete_agent(request: Request, name: str) -> dict[str, Any]:

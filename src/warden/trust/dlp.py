@@ -6,11 +6,12 @@ data class, links to hosts outside the allowlist) and whether it asks for a bulk
 (``context.outbound``, ``context.bulk``).
 
 After the upstream answers and obligations are applied, before a byte leaves: the answer's
-records are classified; the decision's window obligations (``dlp:phi_per_minute<=5``) are
-checked and the records taken into the agent's windows in one step; PHI records that name a
-region other than the agent's are a residency breach; an answer far above the agent's usual
-record count is a bulk export, decided again by the policy as ``data:export``. Anything that
-fails replaces the whole answer with a denial, and is published as a trust event.
+records are classified; PHI records that name a region other than the agent's are a residency
+breach; an answer far above the agent's usual record count is a bulk export, decided again by
+the policy as ``data:export``; last, the records are taken into the agent's windows (the
+decision's obligations, ``dlp:phi_per_minute<=5``, set their limits) all at once or not at
+all. Anything that fails replaces the whole answer with a denial, and is published as a trust
+event.
 """
 
 from __future__ import annotations
@@ -112,7 +113,6 @@ class Dlp:
         agent: str,
         route_name: str,
         declared: str,
-        obligations: tuple[str, ...],
         destination_region: str,
         body: bytes | Any,
     ) -> Verdict:
@@ -135,25 +135,33 @@ class Dlp:
                 destination=destination_region,
             )
             return Verdict(blocked="residency_breach", classification=found)
-        exceeded = self.windows.take(
-            agent, {c: found.count(c) for c in CLASSES}, window_limits(obligations)
-        )
-        if exceeded:
-            first = exceeded[0]
-            self._publish(
-                "dlp_window_exceeded",
-                agent,
-                route=route_name,
-                window=first.reason,
-                limit=first.limit,
-                current=first.current,
-                adding=first.adding,
-            )
-            return Verdict(blocked=f"dlp_window_exceeded:{first.reason}", classification=found)
         bulk = self._bulk_answer(agent, route_name, found.records)
         if bulk:
             self._publish("bulk_export", agent, route=route_name, records=found.records)
         return Verdict(bulk=bulk, classification=found)
+
+    def take(
+        self, agent: str, route_name: str, obligations: tuple[str, ...], found: Classification
+    ) -> str | None:
+        """Take an answer's records into the agent's windows, all or none: the reason it may
+        not (a window it would pass), or None. Called last, once nothing else stops the
+        answer, so records an agent never got are not counted against it."""
+        exceeded = self.windows.take(
+            agent, {c: found.count(c) for c in CLASSES}, window_limits(obligations)
+        )
+        if not exceeded:
+            return None
+        first = exceeded[0]
+        self._publish(
+            "dlp_window_exceeded",
+            agent,
+            route=route_name,
+            window=first.reason,
+            limit=first.limit,
+            current=first.current,
+            adding=first.adding,
+        )
+        return f"dlp_window_exceeded:{first.reason}"
 
     def _bulk_answer(self, agent: str, route_name: str, records: int) -> bool:
         """Far above what this agent usually gets from this route (and past the bound)."""

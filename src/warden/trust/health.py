@@ -114,7 +114,7 @@ class HealthBook(Mapping[str, Signal]):
         self.rules = rules
         self._health: dict[str, Health] = {}
         self._lock = threading.Lock()
-        self.refresh()
+        self.refresh(publish=False)  # what stands at start is not a change
 
     # -- reports -------------------------------------------------------------------------------
 
@@ -161,7 +161,7 @@ class HealthBook(Mapping[str, Signal]):
 
     # -- keeping current -----------------------------------------------------------------------
 
-    def refresh(self) -> None:
+    def refresh(self, *, publish: bool = True) -> None:
         """Reassess every agent with a report (reports, evidence and attestations from the
         store); publish status changes."""
         now = utcnow()
@@ -208,6 +208,8 @@ class HealthBook(Mapping[str, Signal]):
             )
         with self._lock:
             before, self._health = self._health, fresh
+        if not publish:
+            return
         for spiffe_id, health in fresh.items():
             old = before.get(spiffe_id, UNKNOWN)
             if old.status != health.status:

@@ -377,3 +377,27 @@ def test_audit_commands(state: Path, tmp_path: Path) -> None:
     code, out = warden(state, "audit", "verify", "--archives", str(tmp_path / "archive"))
     assert code != 0
     authority.store.dispose()
+
+
+def test_agent_health_command(state: Path, tmp_path: Path) -> None:
+    from tests.support.reports import trivy, vex
+
+    assert warden(state, "agent", "register", "scan-bot", "--owner", "ops")[0] == 0
+    code, out = warden(state, "agent", "health", "scan-bot")
+    assert code == 0 and "unknown" in out and "no vulnerability report" in out
+    scan, statements, junk = tmp_path / "trivy.json", tmp_path / "vex.json", tmp_path / "x.json"
+    scan.write_bytes(trivy([("CVE-2026-1111", "CRITICAL"), ("CVE-2026-2222", "HIGH")]))
+    statements.write_bytes(vex({"CVE-2026-1111": "not_affected"}))
+    junk.write_text("[1, 2, 3]")
+    code, out = warden(state, "agent", "health", "scan-bot", "--report", str(scan))
+    assert code == 0 and "degraded" in out and "CVE-2026-1111" in out
+    code, out = warden(
+        state, "agent", "health", "scan-bot", "--report", str(scan), "--report", str(statements)
+    )
+    assert code == 0 and "healthy" in out and "(0 critical, 1 high)" in out
+    code, out = warden(state, "agent", "health", "scan-bot", "--report", str(junk))
+    assert code != 0 and "error[invalid_report]" in out
+    code, out = warden(state, "agent", "health", "scan-bot", "--json")
+    assert json.loads(out)["vex_cleared"] == {"CVE-2026-1111": "not_affected"}  # kept
+    code, out = warden(state, "agent", "health", "nobody", "--report", str(scan))
+    assert code != 0 and "nobody" in out

@@ -137,9 +137,15 @@ def test_an_answer_over_a_window_is_blocked_and_published() -> None:
     guard, seen = dlp()
     five = [{"resourceType": "Patient", "id": str(i)} for i in range(5)]
     obligations = ("dlp:phi_per_minute<=5",)
-    assert guard.inspect(AGENT, "ehr", "phi", obligations, "eu", five).blocked is None
-    verdict = guard.inspect(AGENT, "ehr", "phi", obligations, "eu", five[:1])
-    assert verdict.blocked == "dlp_window_exceeded:phi_per_minute"
+    first = guard.inspect(AGENT, "ehr", "phi", "eu", five)
+    assert first.blocked is None and first.classification is not None
+    assert guard.take(AGENT, "ehr", obligations, first.classification) is None
+    assert guard.windows.counts(AGENT)["phi_per_minute"] == 5
+    more = guard.inspect(AGENT, "ehr", "phi", "eu", five[:1])
+    assert more.classification is not None
+    blocked = guard.take(AGENT, "ehr", obligations, more.classification)
+    assert blocked == "dlp_window_exceeded:phi_per_minute"
+    assert guard.windows.counts(AGENT)["phi_per_minute"] == 5  # nothing of the refused one
     assert [e.kind for e in seen] == ["dlp_window_exceeded"]
     assert seen[0].detail["current"] == 5
 
@@ -147,8 +153,8 @@ def test_an_answer_over_a_window_is_blocked_and_published() -> None:
 def test_phi_leaving_its_region_is_a_breach() -> None:
     guard, seen = dlp()
     records = [{"resourceType": "Patient", "region": "us"}]
-    assert guard.inspect(AGENT, "ehr", "phi", (), "eu", records).blocked == "residency_breach"
-    assert guard.inspect(AGENT, "ehr", "phi", (), "us", records).blocked is None
+    assert guard.inspect(AGENT, "ehr", "phi", "eu", records).blocked == "residency_breach"
+    assert guard.inspect(AGENT, "ehr", "phi", "us", records).blocked is None
     assert [e.kind for e in seen] == ["residency_breach"]
 
 
@@ -158,9 +164,9 @@ def test_bulk_requests_and_answers() -> None:
     assert not guard.bulk_request({"limit": 100, "rows": True})
     assert guard.bulk_request({}, tool="export_customers")
     for _ in range(10):  # what this agent usually gets: 10 records
-        assert not guard.inspect(AGENT, "crm", "", (), "eu", [{"i": 1}] * 10).bulk
-    assert not guard.inspect(AGENT, "crm", "", (), "eu", [{"i": 1}] * 99).bulk  # under the bound
-    assert guard.inspect(AGENT, "crm", "", (), "eu", [{"i": 1}] * 500).bulk  # 50 x usual
+        assert not guard.inspect(AGENT, "crm", "", "eu", [{"i": 1}] * 10).bulk
+    assert not guard.inspect(AGENT, "crm", "", "eu", [{"i": 1}] * 99).bulk  # under the bound
+    assert guard.inspect(AGENT, "crm", "", "eu", [{"i": 1}] * 500).bulk  # 50 x usual
     assert [e.kind for e in seen] == ["bulk_export"]
 
 

@@ -92,20 +92,24 @@ class Screen:
                 raw = json.dumps(
                     {**message.body, "result": changed}, separators=(",", ":")
                 ).encode()
-            if exchange.method in DATA_METHODS:  # what the agent gets: classified, counted
-                refused = await answer_verdict(
-                    self.gateway,
-                    exchange.incoming,
-                    exchange.route,
-                    decision,
-                    mcp_records(changed),
-                    _declared(exchange),
-                )
-                if refused is not None:
-                    return _denied(message.id, decision, refused)
+                result = changed
         blocked = self.gateway.inspect(decision, exchange.route, raw)
         if blocked:
+            self.gateway.note_blocked(exchange.incoming, exchange.route, decision, 200, blocked)
             return _denied(message.id, decision, blocked)
+        if isinstance(result, dict) and exchange.method in DATA_METHODS:
+            # What the agent gets, classified and counted last (nothing else stops it now).
+            refused = await answer_verdict(
+                self.gateway,
+                exchange.incoming,
+                exchange.route,
+                decision,
+                mcp_records(result),
+                _declared(exchange),
+            )
+            if refused is not None:
+                self.gateway.note_blocked(exchange.incoming, exchange.route, decision, 200, refused)
+                return _denied(message.id, decision, refused)
         return raw
 
     async def _result(self, exchange: Exchange, result: dict[str, Any]) -> dict[str, Any] | bytes:

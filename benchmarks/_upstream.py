@@ -1,4 +1,5 @@
-"""Child process of benchmarks/gateway.py: an mTLS upstream returning 1 KB of JSON."""
+"""Child process of the gateway benchmarks: an mTLS upstream returning 1 KB of JSON, or at
+``.../records`` a page of 50 realistic CRM customers (benchmarks/_records.py, about 20 KB)."""
 
 from __future__ import annotations
 
@@ -8,28 +9,31 @@ from pathlib import Path
 
 import uvicorn
 
+from _records import document
 from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
 
 BODY = json.dumps(
     {"records": [{"id": i, "name": f"customer {i:03d}", "tier": "gold"} for i in range(24)]}
 ).encode()[:1024]
 BODY = json.dumps({"data": BODY.decode(errors="ignore")[:990]}).encode()
+RECORDS = document(50, patients=False)  # what a CRM answers
 
 
 async def app(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
     while (await receive()).get("more_body"):
         pass
+    body = RECORDS if scope["path"].endswith("/records") else BODY
     await send(
         {
             "type": "http.response.start",
             "status": 200,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"content-length", str(len(BODY)).encode()),
+                (b"content-length", str(len(body)).encode()),
             ],
         }
     )
-    await send({"type": "http.response.body", "body": BODY})
+    await send({"type": "http.response.body", "body": body})
 
 
 def serve_mtls(app: object, creds: Path, port: int, *, lifespan: str = "off") -> None:

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # Data-loss prevention: past this many records a request or an answer is a bulk export;
     # links to these hosts (and their subdomains) are not counted as going outside.
     dlp_bulk_records: int = Field(default=1000, ge=1, le=10_000_000)
+    # Off only where another system inspects what agents get and send: with it off, answers
+    # are not classified or counted, and policies see zero outbound records.
+    dlp_enabled: bool = True
     dlp_allowed_hosts: list[str] = Field(default_factory=list)
     # Workload health: more high findings than this, or an attestation older than this, is
     # degraded.

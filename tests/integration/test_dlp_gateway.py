@@ -404,3 +404,17 @@ def test_health_api_refuses_bad_input_clearly(dlp: DlpSetup, tmp_path: Path) -> 
             assert agent.post(url, json=json.loads(trivy())).status_code == 403
     finally:
         plane.stop()
+
+
+def test_a_large_answer_is_read_whole_before_it_is_judged(dlp: DlpSetup) -> None:
+    # Far larger than one TLS record or socket read: judged, and passed, only whole (an answer
+    # judged on its first chunk would not parse, and PHI that cannot be read does not pass).
+    bundle = json.loads(patients(3))
+    bundle["entry"][2]["resource"]["text"] = "x" * 400_000
+    dlp.answer("large", json.dumps(bundle).encode())
+    with dlp.client("triage-bot") as client:
+        response = client.get("/ehr/large")
+    assert response.status_code == 200, response.text
+    assert len(response.json()["entry"][2]["resource"]["text"]) == 400_000
+    counts = dlp.gateway.windows.counts(INVOICE_BOT.replace("invoice", "triage"))
+    assert counts["phi_per_minute"] == 3

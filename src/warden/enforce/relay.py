@@ -19,7 +19,7 @@ from warden.enforce.data_checks import SENSITIVE, answer_verdict, declared_class
 from warden.enforce.exchange import Incoming, answer_deny, relayed_headers
 from warden.enforce.obligations import apply_to_body, needs_body
 from warden.enforce.routes import Route
-from warden.enforce.upstream_client import UpstreamIdentityMismatch
+from warden.enforce.upstream_client import UpstreamIdentityMismatch, read_bounded
 from warden.policy.model import Decision
 
 if TYPE_CHECKING:
@@ -100,10 +100,11 @@ async def _relay(
         await _blocked(gateway, send, incoming, route, decision, 502, "uninspectable_response")
         return
     limit = gateway.authority.settings.gateway_max_response_bytes
-    body = await upstream.content.read(limit + 1)
-    if len(body) > limit:
+    whole = await read_bounded(upstream, limit)
+    if whole is None:
         await _blocked(gateway, send, incoming, route, decision, 502, "response_too_large")
         return
+    body = whole
     blocked = gateway.inspect(decision, route, body)
     if blocked:
         await _blocked(gateway, send, incoming, route, decision, 403, blocked)

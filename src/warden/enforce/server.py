@@ -118,7 +118,9 @@ class GatewayServer:
                 self.events,
                 bulk_records=settings.dlp_bulk_records,
                 allowed_hosts=frozenset(h.lower() for h in settings.dlp_allowed_hosts),
-            ),
+            )
+            if settings.dlp_enabled
+            else None,
             region=settings.gateway_region,
             verifier=None
             if status is None

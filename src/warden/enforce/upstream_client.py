@@ -21,6 +21,21 @@ class UpstreamIdentityMismatch(EnforcementError):
         super().__init__(f"upstream presented {got or 'no SPIFFE ID'}, expected {expected}")
 
 
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body of ``response``, or None once it passes ``limit`` bytes (read no
+    further). ``StreamReader.read(n)`` returns what has arrived, not ``n`` bytes: an answer
+    read with it would be judged, and passed, in part."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        return None
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def peer_spiffe_id(transport: asyncio.Transport) -> str:
     ssl_object = transport.get_extra_info("ssl_object")
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None

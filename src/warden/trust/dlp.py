@@ -16,13 +16,12 @@ event.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from warden.trust.classify import Classification, classify
+from warden.trust.classify import Classification, classify, loads
 from warden.trust.events import TrustEvent, TrustEvents
 from warden.trust.windows import CLASSES, WINDOWS, DlpWindows
 
@@ -118,7 +117,7 @@ class Dlp:
     ) -> Verdict:
         """Check one answer. ``body``: the JSON bytes, or a decoded document."""
         try:
-            document = json.loads(body) if isinstance(body, (bytes, bytearray)) else body
+            document = loads(bytes(body)) if isinstance(body, (bytes, bytearray)) else body
         except ValueError:
             if declared in ("pii", "phi", "pci", "confidential"):
                 return Verdict(blocked="uninspectable_response")

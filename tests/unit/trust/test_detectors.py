@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
+import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from stdnum import iban
 
-from warden.trust import detectors
+from warden.trust import detectors, phones
 from warden.trust.detectors import find
 
 
@@ -80,3 +84,52 @@ def test_kinds_map_to_classes() -> None:
 @given(st.text(max_size=80))
 def test_any_text_gives_known_kinds(text: str) -> None:
     assert find(text) <= set(detectors.CLASS_OF)
+
+
+def _numbers(count: int) -> list[tuple[int, str]]:
+    """(calling code, national number): mutated example numbers of every region, and noise."""
+    rng = random.Random(20261201)
+    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    out = []
+    for _ in range(count):
+        code = rng.choice(codes)
+        national = "".join(str(rng.randrange(10)) for _ in range(rng.randrange(4, 14)))
+        region = rng.choice(phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code])
+        example = phonenumbers.example_number(region) if region != "001" else None
+        if example is not None and rng.random() < 0.5:
+            real = phonenumbers.national_significant_number(example)
+            keep = len(real) - rng.randrange(0, 4)
+            national = real[:keep] + "".join(str(rng.randrange(10)) for _ in real[keep:])
+        out.append((code, national))
+    return out
+
+
+def test_phone_validity_is_libphonenumbers() -> None:
+    valid = 0
+    for code, national in _numbers(4000):
+        number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+        zeros = len(national) - len(national.lstrip("0"))
+        if zeros:
+            number.italian_leading_zero = True
+            number.number_of_leading_zeros = zeros
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]
+        expected = any(phonenumbers.is_valid_number_for_region(number, r) for r in regions)
+        nsn = phonenumbers.national_significant_number(number)
+        assert phones.valid(code, nsn) == expected, (code, nsn)
+        valid += expected
+    assert valid > 1000  # the sample holds real numbers, not only noise
+
+
+def test_iban_validity_is_stdnums() -> None:
+    rng = random.Random(7)
+    samples = ["DE89370400440532013000", "FR1420041010050500013M02606", "GB29NWBK60161331926819"]
+    samples += ["NL91ABNA0417164300", "BE68539007547034", "CH9300762011623852957"]
+    valid = 0
+    for _ in range(3000):
+        chars = list(rng.choice(samples))
+        for _ in range(rng.randrange(3)):
+            chars[rng.randrange(len(chars))] = rng.choice("0123456789ABCXYZ")
+        number = "".join(chars)[: None if rng.random() < 0.9 else -1]
+        assert detectors.iban_valid(number) == iban.is_valid(number, check_country=False)
+        valid += detectors.iban_valid(number)
+    assert valid > 500

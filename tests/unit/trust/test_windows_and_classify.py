@@ -3,8 +3,15 @@ documents; the DLP verdicts."""
 
 from __future__ import annotations
 
+import json
 import threading
+from collections import Counter
+from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from warden.trust import detectors
 from warden.trust.classify import classify, records_of
 from warden.trust.dlp import Dlp, window_limits
 from warden.trust.events import TrustEvent, TrustEvents
@@ -181,3 +188,45 @@ def test_outbound_content_is_classified() -> None:
         }
     )
     assert (out["pci"], out["links"]) == (1, 1)  # example.org is allowed
+
+
+VALUES = [
+    "ann@example.com",
+    "+1 650-253-0000",
+    "(650) 253-0000",
+    "+49 30 90182000",
+    "4111 1111 1111 1111",
+    "5555555555554444",
+    "4111 1111 1111 1112",
+    "123-45-6789",
+    "DE89 3704 0044 0532 0130 00",
+    "GB82WEST12345698765432",
+    "2026-12-01T10:00:00Z",
+    "order 2026120119",
+    "see https://evil.example.net/x",
+    "plain text",
+    "urn:oid:2.16.840.1.113883.4.1",
+    "4111111111111111 4242424242424242",
+]
+KEYS = ["note", "email", "phone", "mrn", "ssn", "birthDate", "region", "tags", "id"]
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> list[Any]:
+    value = st.sampled_from(VALUES) | st.integers(0, 10**19) | st.text(max_size=12)
+    record = st.dictionaries(st.sampled_from(KEYS), value | st.lists(value, max_size=3), max_size=5)
+    nested = st.builds(lambda r, inner: {**r, "inner": inner}, record, record)
+    return draw(st.lists(record | nested | st.sampled_from(VALUES), max_size=8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(documents())
+def test_classes_per_record_are_those_of_reading_everything(document: list[Any]) -> None:
+    found = classify(document)
+    expected: Counter[str] = Counter()
+    for record in document:
+        text = json.dumps(record, ensure_ascii=False).encode()
+        kinds, _ = detectors.scan(text, exhaustive=True, regions=set())
+        expected.update(detectors.classes(kinds.get(0, set())))
+    assert found.per_class == expected
+    assert found.records == len(document)

@@ -46,7 +46,7 @@ from warden.enforce.mcp.sessions import McpSessions
 from warden.enforce.mcp.sse import EventReader, EventTooLarge, encode
 from warden.enforce.mcp.streams import OpenStream, StreamWatch
 from warden.enforce.routes import Route
-from warden.enforce.upstream_client import UpstreamIdentityMismatch
+from warden.enforce.upstream_client import UpstreamIdentityMismatch, read_bounded
 from warden.errors import WardenError
 from warden.policy.model import Decision, DecisionRequest
 
@@ -213,8 +213,8 @@ class McpProxy:
             await self._relay_events(send, exchange, upstream, decision, headers)
             return
         limit = self.gateway.authority.settings.gateway_max_response_bytes
-        body = await upstream.content.read(limit + 1)
-        if len(body) > limit:
+        body = await read_bounded(upstream, limit)
+        if body is None:
             await self._answer_error(send, exchange, 502, decision, "response_too_large")
             return
         if exchange.asks and upstream.status == 200 and kind.startswith("application/json"):

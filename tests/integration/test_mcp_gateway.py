@@ -12,7 +12,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.support.creds import context_for, write_svid
 from tests.support.gateway import recorded, with_settings
-from tests.support.mcp_upstream import McpUpstream, mcp_route
+from tests.support.mcp_upstream import McpUpstream, clinical_route, mcp_route
 from tests.support.reports import make_healthy
 from warden.enforce.mcp.messages import WARDEN_DENIED
 from warden.enforce.routes import parse_routes
@@ -46,6 +46,8 @@ class McpSetup:
         authority: IdentityAuthority,
         root: Path,
         engine: PolicyEngine | None = None,
+        route: Callable[[McpUpstream, str], dict[str, Any]] = mcp_route,
+        path: str = PATH,
         **overrides: Any,
     ) -> None:
         if overrides:  # the same store and CA, other bounds
@@ -53,7 +55,8 @@ class McpSetup:
         self.authority = authority
         self.root = root
         self.upstream = McpUpstream(authority, root).start()
-        routes = parse_routes({"routes": [mcp_route(self.upstream, PATH)]})
+        self.path = path
+        routes = parse_routes({"routes": [route(self.upstream, path)]})
         self.gateway = GatewayServer(
             authority, routes=routes, engine=engine, host="127.0.0.1", port=0
         ).start_in_thread()
@@ -71,7 +74,7 @@ class McpSetup:
 
     @property
     def url(self) -> str:
-        return self.gateway.url + PATH
+        return self.gateway.url + self.path
 
     def creds(self, name: str) -> Path:
         if name not in self._creds:
@@ -229,7 +232,8 @@ def test_tools_list_is_filtered_across_pages(mcp_setup: McpSetup, mode: str) -> 
                     return pages
 
     pages = run(go())
-    assert len(pages) == 3  # every page reached the agent, with its cursor
+    tools = len(mcp_setup.upstream.descriptions)
+    assert len(pages) == -(-tools // 5)  # every page reached the agent, with its cursor
     seen = [name for page in pages for name in page]
     assert "payroll_lookup" not in seen  # this agent may not call it
     assert "export_customers" not in seen  # nor, without a work order, an export tool
@@ -553,3 +557,36 @@ def test_an_event_over_the_bound_fails_closed(authority: IdentityAuthority, tmp_
         setup.stop()
     assert small.content[0].text == "2"
     assert denial(big)[0] == "event_too_large"  # none of the 4 KiB reached the agent
+
+
+# -- data-loss prevention on tool results ----------------------------------------------------
+
+
+@BOTH_ERAS
+def test_phi_from_a_clinical_tool_counts_against_the_agents_window(
+    authority: IdentityAuthority, tmp_path: Path, mode: str
+) -> None:
+    setup = McpSetup(authority, tmp_path, route=clinical_route, path="/mcp/clinical")
+
+    async def go() -> list[Any]:
+        outcomes: list[Any] = []
+        async with setup.client("triage-bot", mode) as client:
+            for count in (3, 3, 2, 1):
+                try:
+                    outcomes.append(await client.call_tool("lookup_patients", {"count": count}))
+                except MCPError as exc:
+                    outcomes.append(exc)
+        return outcomes
+
+    try:
+        three, over, two, full = run(go())
+        assert len(json.loads(three.content[0].text)) == 3
+        assert denial(over)[0] == "dlp_window_exceeded:phi_per_minute"  # 3 + 3 > 5: none of it
+        assert not isinstance(two, MCPError), two.data
+        assert len(json.loads(two.content[0].text)) == 2  # exactly 5
+        assert denial(full)[0] == "phi-five-per-minute"  # refused before the server is asked
+        assert [c[1]["count"] for c in setup.upstream.calls] == [3, 3, 2]
+        counts = setup.gateway.windows.counts("spiffe://example.org/agent/triage-bot")
+        assert counts["phi_per_minute"] == 5
+    finally:
+        setup.stop()

@@ -3,15 +3,16 @@
 ``warden.upstream.RequireDecision``, so only calls the gateway decided reach it.
 
 Its tools: ``add``; ``export_customers`` (rows, destination); ``payroll_lookup``; ``report``
-(4 KiB of text); ``confirm_payment``, which asks the agent to confirm (elicitation: a request
-on the stream in the handshake era, an input request in the stateless revision); and
-``tool_00`` ... ``tool_09``, listed five to a page. Descriptions can be changed while it runs
-(a "rug pull").
+(4 KiB of text); ``lookup_patients`` (count: that many FHIR Patients, as JSON text);
+``confirm_payment``, which asks the agent to confirm (elicitation: a request on the stream in
+the handshake era, an input request in the stateless revision); and ``tool_00`` ...
+``tool_09``, listed five to a page. Descriptions can be changed while it runs (a "rug pull").
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class McpUpstream:
             "payroll_lookup": "Look up an employee's payroll record.",
             "confirm_payment": "Pay an amount after the user confirms.",
             "report": "A long report (4 KiB of text).",
+            "lookup_patients": "Look up patients (FHIR Patient resources).",
             **{f"tool_{i:02d}": f"Filler tool {i}." for i in range(10)},
         }
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -100,6 +102,7 @@ class McpUpstream:
             "export_customers": _schema(rows="integer", destination="string"),
             "payroll_lookup": _schema(employee="string"),
             "confirm_payment": _schema(amount="integer"),
+            "lookup_patients": _schema(count="integer"),
         }
         return types.Tool(
             name=name,
@@ -125,6 +128,17 @@ class McpUpstream:
             return _text("r" * 4096)
         if params.name == "confirm_payment":
             return await self._confirm(ctx, params, arguments)
+        if params.name == "lookup_patients":
+            patients = [
+                {
+                    "resourceType": "Patient",
+                    "id": f"p{i}",
+                    "birthDate": "1970-01-01",
+                    "region": "eu",
+                }
+                for i in range(int(arguments.get("count", 1)))
+            ]
+            return _text(json.dumps(patients))
         return _text(f"{params.name} done")
 
     async def _confirm(
@@ -183,5 +197,21 @@ def mcp_route(upstream: McpUpstream, prefix: str = "/mcp/finance") -> dict[str, 
                 "export_customers": {"classification": "pii"},
                 "payroll_lookup": {"tags": ["payroll"]},
             }
+        },
+    }
+
+
+def clinical_route(upstream: McpUpstream, prefix: str = "/mcp/clinical") -> dict[str, Any]:
+    """The same server as a clinical tool server: healthcare, PHI, in the EU."""
+    return {
+        "name": "clinical-tools",
+        "prefix": prefix,
+        "protocol": "mcp",
+        "upstream": upstream.url,
+        "upstream_id": upstream.spiffe_id,
+        "resource": {
+            "type": "Tool",
+            "id": "clinical-tools",
+            "properties": {"domain": "healthcare", "classification": "phi", "region": "eu"},
         },
     }

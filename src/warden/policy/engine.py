@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from dataclasses import replace
 from typing import Any
 
@@ -38,8 +39,10 @@ class PolicyEngine:
         *,
         view: PrincipalView | None = None,
         signal_max_age_s: float = 60.0,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._store = store
+        self.clock = clock  # what "now" is for decisions (a simulator drives its own)
         self.administrator = administrator
         self.work_orders = WorkOrderStore(store)
         self._lock = threading.Lock()
@@ -99,7 +102,7 @@ class PolicyEngine:
             raise ValueError(f"unknown signal kind {kind!r}")
         if kind in self._live:
             raise ValueError(f"{kind} signals come from a live source on this engine")
-        now = utcnow()
+        now = self.clock()
         with self._lock:
             merged = dict(self._signals[kind])
             merged.update({agent: Signal(dict(v), now) for agent, v in values.items()})
@@ -148,7 +151,7 @@ class PolicyEngine:
         snapshot = self.snapshot
         if snapshot is None:
             return _no_bundle()
-        now = utcnow()
+        now = self.clock()
         decision = decide(request, snapshot, now=now)
         shadow = self.shadow_snapshot
         if shadow is not None:
@@ -189,7 +192,7 @@ class PolicyEngine:
         with self._lock:
             orders = dict(self._orders)
             others = tuple(o for o in orders.get(order.agent, ()) if o.id != order_id)
-            orders[order.agent] = (*others, order) if order.usable_at(utcnow()) else others
+            orders[order.agent] = (*others, order) if order.usable_at(self.clock()) else others
             self._orders = orders
         self._rebuild()
 

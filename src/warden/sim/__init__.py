@@ -1,0 +1,1 @@
+"""A simulated organisation of agents, for detection benchmarks, tests and the demo."""

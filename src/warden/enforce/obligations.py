@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ class Throttles:
 
     buckets: dict[tuple[str, str, str], _Bucket] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: Callable[[], float] = time.monotonic  # seconds; a simulator drives its own
 
     def take(self, agent: str, route: str, obligation: str) -> float:
         """0 when a token was taken, else the seconds until one is available."""
@@ -48,7 +50,7 @@ class Throttles:
         if parsed is None:
             return 60.0  # a malformed throttle fails closed
         capacity, rate = parsed
-        now = time.monotonic()
+        now = self.clock()
         key = (agent, route, obligation)
         with self.lock:
             bucket = self.buckets.get(key)

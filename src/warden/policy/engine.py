@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select

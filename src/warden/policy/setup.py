@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
+from warden.clock import utcnow
 from warden.identity.authority import IdentityAuthority
 from warden.policy.administrator import PolicyAdministrator
 from warden.policy.engine import PolicyEngine
@@ -20,7 +23,9 @@ def bundle_path(authority: IdentityAuthority) -> Path:
     return authority.settings.policy_bundle or shipped_policies() / "default"
 
 
-def open_policy_engine(authority: IdentityAuthority) -> PolicyEngine:
+def open_policy_engine(
+    authority: IdentityAuthority, clock: Callable[[], datetime] = utcnow
+) -> PolicyEngine:
     """An engine with the configured bundle active (if it passes) and shadow (if any).
 
     A bundle that fails at start leaves no bundle active: every decision is then a deny that
@@ -46,4 +51,5 @@ def open_policy_engine(authority: IdentityAuthority) -> PolicyEngine:
         administrator,
         view=authority.status,
         signal_max_age_s=settings.signal_max_age_s,
+        clock=clock,
     )

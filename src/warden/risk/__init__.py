@@ -1,0 +1,1 @@
+"""Continuous verification: behavioural baselines per agent and an explained risk score."""

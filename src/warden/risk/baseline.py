@@ -1,0 +1,202 @@
+"""What normal looks like for one agent, learned online from its stream of requests.
+
+Everything here is a running statistic that one observation updates in constant time: the
+request rate at each hour of the day (requests in the last minute, as exponentially weighted
+mean and variance), the hours it works, the targets, methods and networks it uses, the data
+classes it touches, the records it gets (per answer, and in the last ten minutes) and sends,
+its deny rate, the argument names it passes, and keyed fingerprints of the payment details and
+destinations it uses (a routing number that changes; never the number itself). Recent history
+(the last ten minutes) is kept exactly, in a bounded queue.
+
+A baseline is serialised to JSON to survive restarts; the recent history is not (it is ten
+minutes long and rebuilds itself).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+WINDOW_S = 600.0  # the recent history: ten minutes
+RATE_S = 60.0  # the rate is requests in the last minute
+ALPHA = 0.02  # how fast a running statistic follows what it sees
+MAX_KEYS = 512  # targets, networks... remembered per agent (the rarest are forgotten)
+MAX_VALUES = 16  # fingerprints remembered per payment detail or destination
+MAX_RECENT = 4096
+
+
+def network_of(address: str) -> str:
+    """The /24 of an IPv4 address, the /64 of an IPv6 one ("" when it is neither)."""
+    if ":" in address:
+        return ":".join(address.split(":")[:4]) + "::/64"
+    parts = address.split(".")
+    return ".".join(parts[:3]) + ".0/24" if len(parts) == 4 else ""
+
+
+@dataclass
+class Running:
+    """An exponentially weighted mean and variance."""
+
+    mean: float = 0.0
+    var: float = 0.0
+    n: int = 0
+
+    def add(self, value: float, alpha: float = ALPHA) -> None:
+        """Take ``value`` in. Once there is history, a value far out of the usual is taken at
+        the edge of the usual and with a twentieth of the weight: a burst cannot teach that
+        bursts are normal, while a lasting change of pace is learned, only more slowly."""
+        a = max(alpha, 1.0 / (self.n + 1))  # plain averages until there is history
+        if self.n >= 30:
+            edge = self.mean + 4 * max(self.std, 0.25 * abs(self.mean), 0.5)
+            if value > edge:
+                value, a = edge, alpha / 20
+        if self.n == 0:
+            self.mean, self.var = value, 0.0
+        else:
+            delta = value - self.mean
+            self.mean += a * delta
+            self.var = (1 - a) * (self.var + a * delta * delta)
+        self.n += 1
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.var)
+
+    def to_json(self) -> list[float]:
+        return [self.mean, self.var, self.n]
+
+    @classmethod
+    def from_json(cls, data: list[float]) -> Running:
+        return cls(float(data[0]), float(data[1]), int(data[2]))
+
+
+@dataclass
+class Recent:
+    """The last ten minutes of one agent, exactly (not persisted)."""
+
+    events: deque[tuple[float, int, bool, str, int]] = field(
+        default_factory=lambda: deque(maxlen=MAX_RECENT)
+    )  # (at, records, denied, network, sensitive records)
+
+    def prune(self, now: float) -> None:
+        events = self.events
+        while events and now - events[0][0] > WINDOW_S:
+            events.popleft()
+
+    def last_minute(self, now: float) -> int:
+        count = 0
+        for at, *_ in reversed(self.events):
+            if now - at > RATE_S:
+                break
+            count += 1
+        return count
+
+    def records(self) -> int:
+        return sum(e[1] for e in self.events)
+
+    def sensitive(self) -> int:
+        return sum(e[4] for e in self.events)
+
+    def count(self, now: float, within: float = 120.0) -> int:
+        return sum(1 for e in self.events if now - e[0] <= within)
+
+    def denials(self, now: float, within: float = 120.0) -> int:
+        return sum(1 for e in self.events if e[2] and now - e[0] <= within)
+
+    def networks(self, now: float, within: float = RATE_S) -> set[str]:
+        return {e[3] for e in self.events if now - e[0] <= within and e[3]}
+
+
+@dataclass
+class Baseline:
+    first_at: float
+    last_at: float = 0.0
+    events: int = 0
+    rate: list[Running] = field(default_factory=lambda: [Running() for _ in range(24)])
+    hours: list[float] = field(default_factory=lambda: [0.0] * 24)
+    targets: dict[str, int] = field(default_factory=dict)
+    methods: dict[str, int] = field(default_factory=dict)
+    networks: dict[str, int] = field(default_factory=dict)
+    classes: dict[str, int] = field(default_factory=dict)
+    arg_names: dict[str, int] = field(default_factory=dict)  # "target|name"
+    payments: dict[str, list[str]] = field(default_factory=dict)  # "target|arg|owner" -> fps
+    destinations: dict[str, list[str]] = field(default_factory=dict)  # "target|arg" -> fps
+    records: Running = field(default_factory=Running)  # log1p(records) per answer
+    volume: Running = field(default_factory=Running)  # log1p(records in the last 10 minutes)
+    sensitive: Running = field(default_factory=Running)  # log1p(PII/PHI/PCI ones, likewise)
+    outbound: Running = field(default_factory=Running)  # log1p(records sent) per request
+    denied: Running = field(default_factory=Running)  # 1 for a deny, 0 for an allow
+    recent: Recent = field(default_factory=Recent)
+
+    def learned(self, now: float, events: int, seconds: float) -> bool:
+        """Past its learning period: enough requests, over enough time."""
+        return self.events >= events and now - self.first_at >= seconds
+
+    def hour_share(self, hour: int) -> float:
+        total = sum(self.hours)
+        return self.hours[hour] / total if total else 0.0
+
+    # -- updating ------------------------------------------------------------------------------
+
+    def count(self, table: dict[str, int], key: str) -> None:
+        table[key] = table.get(key, 0) + 1
+        if len(table) > MAX_KEYS:  # forget the rarest (one pass, rarely)
+            del table[min(table, key=table.__getitem__)]
+
+    def remember(self, table: dict[str, list[str]], key: str, value: str) -> None:
+        values = table.setdefault(key, [])
+        if value in values:
+            values.remove(value)
+        values.append(value)  # the most recent last
+        if len(values) > MAX_VALUES:
+            del values[0]
+        if len(table) > MAX_KEYS:
+            del table[next(iter(table))]
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "first_at": self.first_at,
+            "last_at": self.last_at,
+            "events": self.events,
+            "rate": [r.to_json() for r in self.rate],
+            "hours": self.hours,
+            "targets": self.targets,
+            "methods": self.methods,
+            "networks": self.networks,
+            "classes": self.classes,
+            "arg_names": self.arg_names,
+            "payments": self.payments,
+            "destinations": self.destinations,
+            "records": self.records.to_json(),
+            "volume": self.volume.to_json(),
+            "sensitive": self.sensitive.to_json(),
+            "outbound": self.outbound.to_json(),
+            "denied": self.denied.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Baseline:
+        return cls(
+            first_at=float(data["first_at"]),
+            last_at=float(data["last_at"]),
+            events=int(data["events"]),
+            rate=[Running.from_json(r) for r in data["rate"]],
+            hours=[float(h) for h in data["hours"]],
+            targets=dict(data["targets"]),
+            methods=dict(data["methods"]),
+            networks=dict(data["networks"]),
+            classes=dict(data["classes"]),
+            arg_names=dict(data["arg_names"]),
+            payments={k: list(v) for k, v in data["payments"].items()},
+            destinations={k: list(v) for k, v in data["destinations"].items()},
+            records=Running.from_json(data["records"]),
+            volume=Running.from_json(data["volume"]),
+            sensitive=Running.from_json(data["sensitive"]),
+            outbound=Running.from_json(data["outbound"]),
+            denied=Running.from_json(data["denied"]),
+        )

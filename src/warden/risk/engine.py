@@ -1,0 +1,243 @@
+"""The risk engine: every observation scored against its agent's baseline, in memory, in
+microseconds; the score and its top factors ready for the next decision.
+
+:meth:`RiskEngine.observe` runs the named detectors and the anomaly model on a request, raises
+their factors, then learns from the request. :meth:`RiskEngine.signal` takes trust events
+(a workload turning vulnerable, a DLP breach). The engine is the policy engine's live ``risk``
+source: ``decide()`` reads the current score from memory and never waits for a model. A change
+of level (low, medium, high, critical) is published as a trust event for the response engine.
+
+Time is the caller's: observations carry their own times, and ``clock`` (seconds) is what
+"now" is for decisions, so a simulator can play days of traffic in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from warden.policy.snapshot import Signal
+from warden.risk import detectors
+from warden.risk.baseline import Baseline, network_of
+from warden.risk.detectors import Factor, Fingerprint
+from warden.risk.model import AnomalyModel, squash
+from warden.risk.observation import Observation
+from warden.risk.observation import Signal as TrustSignal
+from warden.risk.score import RiskState, level, would_contain
+from warden.trust.events import TrustEvent, TrustEvents
+
+HEALTH_POINTS = {"degraded": 650, "compromised": 900, "unknown": 200}
+SIGNAL_POINTS = {"dlp_window_exceeded": 300, "residency_breach": 400, "bulk_export": 300}
+
+
+@dataclass(frozen=True)
+class Learning:
+    """The learning period: a baseline is trusted after this many requests over this long."""
+
+    events: int = 200
+    seconds: float = 20 * 3600.0
+
+
+@dataclass(frozen=True)
+class Assessment:
+    score: int
+    level: str
+    factors: tuple[tuple[str, int], ...]  # (plain words, points), largest first
+    contain: str | None  # what the default playbooks would act on, or None
+
+
+class RiskEngine(Mapping[str, Signal]):
+    def __init__(
+        self,
+        fingerprint: Fingerprint,
+        *,
+        clock: Callable[[], float] = time.time,
+        learning: Learning = Learning(),
+        events: TrustEvents | None = None,
+        model: AnomalyModel | None = None,
+    ) -> None:
+        self._fingerprint = fingerprint
+        self.clock = clock
+        self.learning = learning
+        self.events = events or TrustEvents()
+        self.model = model if model is not None else AnomalyModel()
+        self._baselines: dict[str, Baseline] = {}
+        self._states: dict[str, RiskState] = {}
+        self._levels: dict[str, str] = {}
+        self.dirty: set[str] = set()  # baselines changed since they were last saved
+        self._lock = threading.Lock()
+
+    # -- what happens ----------------------------------------------------------------------------
+
+    def observe(self, obs: Observation) -> int:
+        """Score one request, learn from it; its agent's score after it."""
+        hour = datetime.fromtimestamp(obs.at, UTC).hour
+        with self._lock:
+            baseline = self._baselines.get(obs.agent)
+            if baseline is None:
+                baseline = self._baselines[obs.agent] = Baseline(first_at=obs.at)
+            state = self._states.setdefault(obs.agent, RiskState())
+            learned = baseline.learned(obs.at, self.learning.events, self.learning.seconds)
+            found = detectors.assess(baseline, obs, hour, learned, self._fingerprint)
+            if learned:
+                opinion = self.model.assess(_features(baseline, obs, hour))
+                if opinion is not None:
+                    found.append(opinion)
+            for factor in found:
+                if factor.points:
+                    state.raise_factor(factor, obs.at)
+            detectors.learn(baseline, obs, hour, self._fingerprint)
+            self.dirty.add(obs.agent)
+            score = state.score(obs.at)
+        self._publish_level(obs.agent, score, state, obs.at)
+        return score
+
+    def signal(self, event: TrustSignal) -> int:
+        """A trust event about an agent; its score after it."""
+        factor: Factor | None = None
+        if event.kind == "health_changed":
+            status = str(event.detail.get("to", ""))
+            points = HEALTH_POINTS.get(status, 0)
+            if points:
+                reasons = event.detail.get("reasons") or []
+                why = f": {reasons[0]}" if reasons else ""
+                factor = Factor("workload_health", points, f"workload {status}{why}")
+            else:  # healthy again: the workload factor no longer holds
+                with self._lock:
+                    self._states.setdefault(event.agent, RiskState()).factors.pop(
+                        "workload_health", None
+                    )
+        elif event.kind in SIGNAL_POINTS:
+            # A window breach is also the denial the request sees: one event, one factor.
+            code = "limit_hit" if event.kind == "dlp_window_exceeded" else event.kind
+            factor = Factor(code, SIGNAL_POINTS[event.kind], _signal_words(event))
+        with self._lock:
+            state = self._states.setdefault(event.agent, RiskState())
+            if factor is not None:
+                state.raise_factor(factor, event.at)
+            score = state.score(event.at)
+        self._publish_level(event.agent, score, state, event.at)
+        return score
+
+    def flag(self, agent: str, points: int, words: str, at: float | None = None) -> int:
+        """A factor from outside the detectors (an operator's concern, another system's
+        finding); named, as someone answers for it."""
+        return self.signal_factor(agent, Factor("reported", points, words), at)
+
+    def signal_factor(self, agent: str, factor: Factor, at: float | None = None) -> int:
+        now = self.clock() if at is None else at
+        with self._lock:
+            state = self._states.setdefault(agent, RiskState())
+            state.raise_factor(factor, now)
+            score = state.score(now)
+        self._publish_level(agent, score, state, now)
+        return score
+
+    # -- what is known ---------------------------------------------------------------------------
+
+    def assessment(self, agent: str, now: float | None = None) -> Assessment:
+        now = self.clock() if now is None else now
+        with self._lock:
+            state = self._states.get(agent)
+            parts = state.contributions(now) if state is not None else []
+        score = min(1000, sum(p for _, p in parts))
+        return Assessment(
+            score, level(score), tuple((f.words, p) for f, p in parts), would_contain(parts)
+        )
+
+    def baseline(self, agent: str) -> Baseline | None:
+        with self._lock:
+            return self._baselines.get(agent)
+
+    def baselines(self) -> dict[str, dict[str, Any]]:
+        """The baselines changed since the last call, as JSON (for the store); clears them."""
+        with self._lock:
+            out = {a: self._baselines[a].to_json() for a in self.dirty if a in self._baselines}
+            self.dirty.clear()
+        return out
+
+    def load(self, baselines: Mapping[str, dict[str, Any]]) -> None:
+        """Baselines saved before a restart."""
+        with self._lock:
+            for agent, data in baselines.items():
+                self._baselines[agent] = Baseline.from_json(data)
+
+    # -- the policy engine's risk signals ----------------------------------------------------------
+
+    def __getitem__(self, agent: str) -> Signal:
+        now = self.clock()
+        found = self.assessment(agent, now)
+        return Signal(
+            {"score": found.score, "factors": [list(f) for f in found.factors[:5]]},
+            datetime.fromtimestamp(now, UTC),
+        )
+
+    def get(self, agent: str, default: object = None) -> Signal:
+        return self[agent]  # an agent never seen has a known score: nothing against it
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            return iter(list(self._states))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._states)
+
+    # -- events for the response engine ------------------------------------------------------------
+
+    def _publish_level(self, agent: str, score: int, state: RiskState, at: float) -> None:
+        now_level = level(score)
+        before = self._levels.get(agent, "low")
+        if now_level == before:
+            return
+        self._levels[agent] = now_level
+        with self._lock:
+            parts = state.contributions(at)
+        self.events.publish(
+            TrustEvent(
+                "risk_changed",
+                agent,
+                {
+                    "from": before,
+                    "to": now_level,
+                    "score": score,
+                    "factors": [[f.words, p] for f, p in parts[:5]],
+                    "contain": would_contain(parts),
+                },
+            )
+        )
+
+
+def _signal_words(event: TrustSignal) -> str:
+    detail = event.detail
+    if event.kind == "dlp_window_exceeded":
+        return f"DLP window {detail.get('window', '')} exceeded"
+    if event.kind == "residency_breach":
+        return f"data from {', '.join(detail.get('regions', []))} sent out of its region"
+    return f"bulk export of {detail.get('records', '?')} records"
+
+
+def _features(b: Baseline, obs: Observation, hour: int) -> dict[str, float]:
+    """How far this request is from the agent's normal, feature by feature, in [0, 1)."""
+    recent = b.recent
+    rate = b.rate[hour]
+    bound = max(rate.mean + 3 * rate.std, 1.0)
+    records_usual = max(math.expm1(b.records.mean + 3 * b.records.std), 1.0)
+    volume_usual = max(math.expm1(b.volume.mean + 3 * b.volume.std), 2.0)
+    sent_usual = max(math.expm1(b.outbound.mean + 3 * b.outbound.std), 1.0)
+    network = network_of(obs.source_ip)
+    return {
+        "rate": squash((recent.last_minute(obs.at) + 1) / bound),
+        "records": squash(obs.records / records_usual),
+        "volume": squash((recent.records() + obs.records) / volume_usual),
+        "new_target": 0.0 if obs.target in b.targets else 1.0,
+        "new_network": 0.0 if not network or network in b.networks else 1.0,
+        "hour": 1.0 - min(1.0, b.hour_share(hour) * 24),
+        "denials": squash(recent.denials(obs.at) / 3),
+        "sent": squash(obs.outbound_records / sent_usual),
+    }

@@ -43,13 +43,13 @@ class Running:
     var: float = 0.0
     n: int = 0
 
-    def add(self, value: float, alpha: float = ALPHA) -> None:
+    def add(self, value: float, alpha: float = ALPHA, edge_sds: float = 4.0) -> None:
         """Take ``value`` in. Once there is history, a value far out of the usual is taken at
         the edge of the usual and with a twentieth of the weight: a burst cannot teach that
         bursts are normal, while a lasting change of pace is learned, only more slowly."""
         a = max(alpha, 1.0 / (self.n + 1))  # plain averages until there is history
         if self.n >= 30:
-            edge = self.mean + 4 * max(self.std, 0.25 * abs(self.mean), 0.5)
+            edge = self.mean + edge_sds * max(self.std, 0.25 * abs(self.mean), 0.5)
             if value > edge:
                 value, a = edge, alpha / 20
         if self.n == 0:
@@ -80,10 +80,25 @@ class Recent:
         default_factory=lambda: deque(maxlen=MAX_RECENT)
     )  # (at, records, denied, network, sensitive records)
 
+    records_held: int = 0  # sums over ``events``, kept as they change
+    sensitive_held: int = 0
+
+    def add(self, at: float, records: int, denied: bool, network: str, sensitive: int) -> None:
+        if len(self.events) == self.events.maxlen:
+            self._drop()
+        self.events.append((at, records, denied, network, sensitive))
+        self.records_held += records
+        self.sensitive_held += sensitive
+
     def prune(self, now: float) -> None:
         events = self.events
         while events and now - events[0][0] > WINDOW_S:
-            events.popleft()
+            self._drop()
+
+    def _drop(self) -> None:
+        _, records, _, _, sensitive = self.events.popleft()
+        self.records_held -= records
+        self.sensitive_held -= sensitive
 
     def last_minute(self, now: float) -> int:
         count = 0
@@ -94,10 +109,10 @@ class Recent:
         return count
 
     def records(self) -> int:
-        return sum(e[1] for e in self.events)
+        return self.records_held
 
     def sensitive(self) -> int:
-        return sum(e[4] for e in self.events)
+        return self.sensitive_held
 
     def count(self, now: float, within: float = 120.0) -> int:
         return sum(1 for e in self.events if now - e[0] <= within)
@@ -125,10 +140,17 @@ class Baseline:
     destinations: dict[str, list[str]] = field(default_factory=dict)  # "target|arg" -> fps
     records: Running = field(default_factory=Running)  # log1p(records) per answer
     volume: Running = field(default_factory=Running)  # log1p(records in the last 10 minutes)
-    sensitive: Running = field(default_factory=Running)  # log1p(PII/PHI/PCI ones, likewise)
+    # log1p(PII/PHI/PCI records in the last ten minutes), per hour of the day: agents read
+    # sensitive data in daily batches, so 07:00 is compared with other days' 07:00.
+    sensitive: list[Running] = field(default_factory=lambda: [Running() for _ in range(24)])
+    sensitive_all: Running = field(default_factory=Running)  # the same at every hour
     outbound: Running = field(default_factory=Running)  # log1p(records sent) per request
     denied: Running = field(default_factory=Running)  # 1 for a deny, 0 for an allow
     recent: Recent = field(default_factory=Recent)
+    # Since when the sensitive records of the last ten minutes have stayed far above the
+    # usual (0: they have not); like ``recent``, not persisted.
+    sensitive_high_since: float = 0.0
+    windows_sampled_at: float = 0.0  # when the ten-minute sums were last taken in
 
     def learned(self, now: float, events: int, seconds: float) -> bool:
         """Past its learning period: enough requests, over enough time."""
@@ -174,7 +196,8 @@ class Baseline:
             "destinations": self.destinations,
             "records": self.records.to_json(),
             "volume": self.volume.to_json(),
-            "sensitive": self.sensitive.to_json(),
+            "sensitive": [r.to_json() for r in self.sensitive],
+            "sensitive_all": self.sensitive_all.to_json(),
             "outbound": self.outbound.to_json(),
             "denied": self.denied.to_json(),
         }
@@ -196,7 +219,8 @@ class Baseline:
             destinations={k: list(v) for k, v in data["destinations"].items()},
             records=Running.from_json(data["records"]),
             volume=Running.from_json(data["volume"]),
-            sensitive=Running.from_json(data["sensitive"]),
+            sensitive=[Running.from_json(r) for r in data["sensitive"]],
+            sensitive_all=Running.from_json(data["sensitive_all"]),
             outbound=Running.from_json(data["outbound"]),
             denied=Running.from_json(data["denied"]),
         )

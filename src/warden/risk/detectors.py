@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from warden.risk.baseline import Baseline, Running, network_of
+from warden.risk.baseline import ALPHA, Baseline, Running, network_of
 from warden.risk.observation import DESTINATION_ARGS, OWNER_ARGS, PAYMENT_ARGS, Observation
 
 # Policies and refusals that mean "a limit on data was hit", not "a mistake".
@@ -52,7 +52,7 @@ def assess(
         _novelty(baseline, obs, network, found)
         _hours(baseline, hour, found)
     _rate(baseline, obs, hour, found)
-    _volume(baseline, obs, found)
+    _volume(baseline, obs, hour, found)
     _denials(baseline, obs, found)
     _payments(baseline, obs, learned, fingerprint, found)
     if learned:
@@ -122,7 +122,7 @@ def _overall(b: Baseline) -> Running:
     return max(b.rate, key=lambda r: r.n)
 
 
-def _volume(b: Baseline, obs: Observation, found: list[Factor]) -> None:
+def _volume(b: Baseline, obs: Observation, hour: int, found: list[Factor]) -> None:
     """Records in one answer far above the usual; records in the last ten minutes far above
     the usual (slow exfiltration stays under per-minute limits, not under this)."""
     if obs.records and b.records.n >= 30:
@@ -139,16 +139,23 @@ def _volume(b: Baseline, obs: Observation, found: list[Factor]) -> None:
             )
     sensitive = sensitive_records(obs)
     held = b.recent.sensitive() + sensitive
-    if sensitive and b.sensitive.n >= 30 and held >= 20:
-        usual = math.expm1(b.sensitive.mean + 3 * b.sensitive.std)
-        ratio = held / max(usual, 2.0)
-        if ratio >= 3:
-            points = 300 if ratio < 5 else 450 if ratio < 8 else 600
+    z = sensitive_z(b, held, hour)
+    if sensitive and held >= 20 and z >= 3:
+        points = 300 if z < 3.5 else 400 if z < 4 else 500 if z < 5 else 600
+        found.append(
+            Factor(
+                "sensitive_volume",
+                points,
+                f"{held} sensitive records in ten minutes, {z:.1f} deviations above its usual",
+            )
+        )
+        lasted = obs.at - b.sensitive_high_since if b.sensitive_high_since else 0.0
+        if lasted >= 120:
             found.append(
                 Factor(
-                    "sensitive_volume",
-                    points,
-                    f"{held} sensitive records in ten minutes, {ratio:.0f}x its usual most",
+                    "sensitive_sustained",
+                    200 if lasted < 240 else 350,
+                    f"far more sensitive records than usual for {lasted / 60:.0f} minutes",
                 )
             )
     window = b.recent.records() + obs.records
@@ -164,6 +171,19 @@ def _volume(b: Baseline, obs: Observation, found: list[Factor]) -> None:
                     f"{window} records in ten minutes, {ratio:.0f}x its usual most",
                 )
             )
+
+
+def sensitive_z(b: Baseline, held: int, hour: int) -> float:
+    """How many deviations ``held`` sensitive records in ten minutes are above the usual at
+    this hour (over the whole day while this hour has too little history; 0 until there is
+    any). The deviation has a floor: a steady agent's tiny variance must not make a record or
+    two an alarm."""
+    stat = b.sensitive[hour]
+    if stat.n < 20:
+        stat = b.sensitive_all
+    if stat.n < 30:
+        return 0.0
+    return (math.log1p(held) - stat.mean) / max(stat.std, 0.25)
 
 
 def sensitive_records(obs: Observation) -> int:
@@ -249,11 +269,29 @@ def learn(b: Baseline, obs: Observation, hour: int, fingerprint: Fingerprint) ->
     sensitive = sensitive_records(obs)
     if obs.records:
         b.records.add(math.log1p(obs.records))
-        b.volume.add(math.log1p(recent.records() + obs.records))
+    # Ten-minute sums are taken in once a minute at most, and slowly while far above the
+    # usual: sampled at every request, a burst would teach that bursts are normal.
+    if obs.at - b.windows_sampled_at >= 60:
+        b.windows_sampled_at = obs.at
+        if obs.records:
+            b.volume.add(math.log1p(recent.records() + obs.records), edge_sds=3.0)
+        if sensitive:
+            held = recent.sensitive() + sensitive
+            value = math.log1p(held)
+            if sensitive_z(b, held, hour) >= 2.5:  # far out: only the whole-day figure, slowly
+                b.sensitive_all.add(value, alpha=ALPHA / 20, edge_sds=3.0)
+            else:
+                b.sensitive[hour].add(value, edge_sds=3.0)
+                b.sensitive_all.add(value, edge_sds=3.0)
     if sensitive:
-        b.sensitive.add(math.log1p(recent.sensitive() + sensitive))
+        held = recent.sensitive() + sensitive
+        z = sensitive_z(b, held, hour)
+        if z >= 3 and held >= 20:
+            b.sensitive_high_since = b.sensitive_high_since or obs.at
+        elif z < 2.5:
+            b.sensitive_high_since = 0.0
     b.outbound.add(math.log1p(obs.outbound_records))
     b.denied.add(0.0 if obs.outcome == "allow" else 1.0)
-    recent.events.append((obs.at, obs.records, obs.outcome != "allow", network, sensitive))
+    recent.add(obs.at, obs.records, obs.outcome != "allow", network, sensitive)
     b.events += 1
     b.last_at = obs.at

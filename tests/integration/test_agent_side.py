@@ -118,7 +118,6 @@ def test_sdk_identity_from_the_workload_api_calls_through_the_gateway(
         groups=["finance"],
         selectors=[f"unix:uid:{os.getuid()}", f"unix:path:{os.path.realpath(sys.executable)}"],
     )
-    plane.policy.set_signals("risk", {agent.spiffe_id: {"score": 1}})
     with AgentIdentity(plane.workload_api.endpoint) as identity:
         assert identity.spiffe_id == agent.spiffe_id
         assert oct(Path(identity._dir).stat().st_mode & 0o777) == "0o700"

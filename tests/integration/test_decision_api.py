@@ -48,7 +48,6 @@ class Plane:
 def plane(authority: IdentityAuthority, tmp_path: Path) -> Iterator[Plane]:
     authority.agents.register("crm-bot", owner="sales", groups=["finance"])
     server = ControlPlaneServer(authority, host="127.0.0.1", port=0).start_in_thread()
-    server.policy.set_signals("risk", {CRM: {"score": 50}})
     make_healthy(server.health, "crm-bot")
     server.policy.set_signals("dlp", {CRM: {}})
     try:

@@ -102,10 +102,7 @@ class DlpSetup:
             ("triage-bot", ["healthcare"]),
             ("nurse-bot", ["healthcare"]),
         ):
-            agent = authority.agents.register(
-                name, owner="qa", groups=groups, labels={"region": "eu"}
-            )
-            self.gateway.engine.set_signals("risk", {agent.spiffe_id: {"score": 10}})
+            authority.agents.register(name, owner="qa", groups=groups, labels={"region": "eu"})
             make_healthy(self.gateway.health, name)
 
     def answer(self, segment: str, body: bytes, content_type: str = "application/json") -> None:

@@ -272,8 +272,7 @@ def test_a_gateway_with_a_stale_feed_denies_everything(
         authority, routes=routes, host="127.0.0.1", port=0, status=follower
     ).start_in_thread()
     try:
-        agent = authority.agents.register("invoice-bot", owner="qa", groups=["finance"])
-        gateway.engine.set_signals("risk", {agent.spiffe_id: {"score": 1}})
+        authority.agents.register("invoice-bot", owner="qa", groups=["finance"])
         creds = write_svid(
             tmp_path / "agent",
             authority.issuer.issue_agent_x509("invoice-bot"),

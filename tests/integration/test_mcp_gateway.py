@@ -65,10 +65,7 @@ class McpSetup:
             ("reconciliation-bot", ["finance"]),
             ("triage-bot", ["healthcare"]),
         ):
-            agent = authority.agents.register(
-                name, owner="qa", groups=groups, labels={"region": "eu"}
-            )
-            self.gateway.engine.set_signals("risk", {agent.spiffe_id: {"score": 10}})
+            authority.agents.register(name, owner="qa", groups=groups, labels={"region": "eu"})
             make_healthy(self.gateway.health, name)
         self._creds: dict[str, Path] = {}
 

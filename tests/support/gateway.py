@@ -101,10 +101,7 @@ class Setup:
             authority, routes=routes, host="127.0.0.1", port=0
         ).start_in_thread()
         for name, groups in (("invoice-bot", ["finance"]), ("triage-bot", ["healthcare"])):
-            agent = authority.agents.register(
-                name, owner="qa", groups=groups, labels={"region": "eu"}
-            )
-            self.gateway.engine.set_signals("risk", {agent.spiffe_id: {"score": 10}})
+            authority.agents.register(name, owner="qa", groups=groups, labels={"region": "eu"})
             make_healthy(self.gateway.health, name)  # a clean scan; DLP windows start empty
 
     def creds(self, name: str) -> Path:

@@ -249,7 +249,7 @@ def _decide(authority: IdentityAuthority, server: Any) -> None:
     _step(8, "every request decided by policy-as-code: the default pack, a work order")
     engine = server.policy
     crm = authority.agents.register("crm-bot", owner="sales-team", groups=["finance"])
-    engine.set_signals("risk", {crm.spiffe_id: {"score": 120, "factors": [["new_tool", 120]]}})
+    server.risk.flag(crm.spiffe_id, 120, "first use of a new tool")
     server.health.ingest("crm-bot", [CLEAN_SCAN], by="demo")
     engine.set_signals("dlp", {crm.spiffe_id: {}})
 

@@ -66,15 +66,22 @@ async def answer_verdict(
         body,
     )
     if verdict.blocked is not None:
+        incoming.blocked = verdict.blocked
         return verdict.blocked
     found = verdict.classification
     if found is None:
         return None
+    refused = None
     if verdict.bulk:
         refused = await _decide_export(gateway, incoming, route, found.records)
-        if refused is not None:
-            return refused
-    return dlp.take(incoming.subject, route.name, decision.obligations, found)
+    if refused is None:
+        refused = dlp.take(incoming.subject, route.name, decision.obligations, found)
+    if refused is not None:
+        incoming.blocked = refused
+    else:  # an MCP stream's events add up
+        incoming.records += found.records
+        incoming.classes = tuple(sorted({*incoming.classes, *found.per_class}))
+    return refused
 
 
 async def _decide_export(

@@ -74,6 +74,11 @@ class Incoming:
     credential: VerifiedCredential | None = None
     oversize: bool = False
     timed_out: bool = False
+    # What the answer gave the agent, for the risk engine: records and data classes, or why
+    # the gateway blocked it.
+    records: int = 0
+    classes: tuple[str, ...] = ()
+    blocked: str = ""
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.headers:

@@ -41,6 +41,7 @@ from warden.enforce.exchange import (
 )
 from warden.enforce.obligations import Throttles
 from warden.enforce.relay import forward
+from warden.enforce.risk_feed import observe
 from warden.enforce.routes import AmbiguousRequest, Route, RouteTable, extract_args
 from warden.enforce.upstream_client import UpstreamPool
 from warden.errors import WardenError
@@ -49,6 +50,7 @@ from warden.identity.errors import CredentialRejected
 from warden.identity.verifier import CredentialVerifier
 from warden.policy.engine import PolicyEngine
 from warden.policy.model import Decision, DecisionRequest
+from warden.risk.engine import RiskEngine
 from warden.trust.dlp import Dlp
 
 if TYPE_CHECKING:
@@ -77,6 +79,7 @@ class Gateway:
     mcp: McpProxy | None = None  # serves routes declared ``protocol: mcp``
     dlp: Dlp | None = None  # data-loss checks on what goes out and what comes back
     region: str = ""  # where this gateway's agents are, for those without a region label
+    risk: RiskEngine | None = None  # learns from every request, scores the next decision
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -94,13 +97,14 @@ class Gateway:
             decision = self.reserve(decision, incoming.subject, route)  # 4 reserve
             try:
                 await self.record(decision, request)  # 5 record
-                if not decision.allowed:
+                if decision.allowed:
+                    await forward(self, send, route, incoming, decision)  # 6-8 forward, inspect
+                else:
                     await answer_deny(send, decision, 403)
-                    return
-                await forward(self, send, route, incoming, decision)  # 6-8 forward, inspect
             finally:
                 if decision.allowed:
                     self.release(incoming.subject)
+            observe(self, incoming, request, decision)  # 9 learn from it, score the agent
         except RecordFailed:
             await self._answer_refused(send, incoming, refusal("record_failed", ""), RECORD_FAILED)
         except Refused as refused:
@@ -110,6 +114,8 @@ class Gateway:
             except RecordFailed:
                 refused = RECORD_FAILED
             await self._answer_refused(send, incoming, decision, refused)
+            if request is not None:
+                observe(self, incoming, request, decision)
 
     # -- the steps -----------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from warden.identity.spiffe_id import SpiffeId
 from warden.identity.verifier import CredentialVerifier
 from warden.policy.engine import PolicyEngine
 from warden.policy.setup import open_policy_engine
+from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
 from warden.server.run import ServerCredentials, write_server_credentials
 from warden.transport import serving
 from warden.transport.loop import freeze_startup_heap
@@ -105,6 +106,10 @@ class GatewayServer:
         self.health = HealthBook(authority.store, self.events, health_rules(settings))
         self.engine.set_signal_source("dlp", self.windows)
         self.engine.set_signal_source("health", self.health)
+        # Risk: every request learned from and scored; trust events raise it.
+        self.risk, self._baselines = open_risk_engine(
+            authority.store, self.engine, self.events, authority.ca.log_keys().fingerprint
+        )
         self.gateway = Gateway(
             authority=authority,
             engine=self.engine,
@@ -122,6 +127,7 @@ class GatewayServer:
             if settings.dlp_enabled
             else None,
             region=settings.gateway_region,
+            risk=self.risk,
             verifier=None
             if status is None
             else CredentialVerifier(
@@ -153,6 +159,9 @@ class GatewayServer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def save_baselines(self) -> None:
+        save_baselines(self.risk, self._baselines)
+
     def _signer(self, creds: ServerCredentials) -> DecisionHeaderSigner:
         chain = x509.load_pem_x509_certificates(creds.certfile.read_bytes())
         key = serialization.load_pem_private_key(creds.keyfile.read_bytes(), password=None)
@@ -174,6 +183,7 @@ class GatewayServer:
             self.mcp.streams.run(),
             serving.every(PIN_POLL_S, self.pins.refresh, "reloading held MCP tools"),
             serving.every(HEALTH_POLL_S, self.health.refresh, "reassessing workload health"),
+            serving.every(SAVE_EVERY_S, self.save_baselines, "saving risk baselines"),
         )
         try:
             await self._server.serve(sockets=sockets)
@@ -182,6 +192,7 @@ class GatewayServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await duties
             await self.gateway.upstreams.close()
+            await asyncio.to_thread(self.save_baselines)
             await asyncio.to_thread(self.recorder.close)  # what waits is written, then sealed
 
     async def _renew_svid(self) -> None:

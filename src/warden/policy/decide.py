@@ -192,8 +192,15 @@ def _risk(values: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, A
     score = max(0, min(1000, int(values.get("score", UNKNOWN_RISK))))
     factors = [[str(f[0]), int(f[1])] for f in values.get("factors", [])]
     level = risk_level(score)
+    # Cedar sees the score in steps of ten (thresholds are round numbers): a score fading by
+    # a point every few seconds would otherwise make every decision a memo miss.
     return (
-        {"score": score, "level": level, "status": "known", "factors": [f[0] for f in factors]},
+        {
+            "score": score - score % 10,
+            "level": level,
+            "status": "known",
+            "factors": [f[0] for f in factors],
+        },
         {"score": score, "level": level, "factors": factors},
     )
 

@@ -82,6 +82,8 @@ class Recent:
 
     records_held: int = 0  # sums over ``events``, kept as they change
     sensitive_held: int = 0
+    _minute_key: tuple[float, int, float] = (-1.0, 0, 0.0)
+    _minute: int = 0
 
     def add(self, at: float, records: int, denied: bool, network: str, sensitive: int) -> None:
         if len(self.events) == self.events.maxlen:
@@ -101,11 +103,16 @@ class Recent:
         self.sensitive_held -= sensitive
 
     def last_minute(self, now: float) -> int:
+        """Requests in the last minute (asked several times per request: remembered)."""
+        key = (now, len(self.events), self.events[-1][0] if self.events else 0.0)
+        if key == self._minute_key:
+            return self._minute
         count = 0
         for at, *_ in reversed(self.events):
             if now - at > RATE_S:
                 break
             count += 1
+        self._minute_key, self._minute = key, count
         return count
 
     def records(self) -> int:

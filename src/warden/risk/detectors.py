@@ -18,6 +18,8 @@ from warden.risk.observation import DESTINATION_ARGS, OWNER_ARGS, PAYMENT_ARGS, 
 
 # Policies and refusals that mean "a limit on data was hit", not "a mistake".
 LIMIT_REASONS = ("phi-five-per-minute", "dlp_window_exceeded", "throttled", "too_many_concurrent")
+# Policies that deny because of the risk score itself; their denials must not raise it again.
+RISK_POLICIES = frozenset({"high-risk-no-sensitive", "sensitive-needs-known-state"})
 SENSITIVE = frozenset({"pii", "phi", "pci"})
 CLASS_POINTS = {"pci": 300, "phi": 250, "pii": 150, "confidential": 150}
 
@@ -140,7 +142,7 @@ def _volume(b: Baseline, obs: Observation, hour: int, found: list[Factor]) -> No
     sensitive = sensitive_records(obs)
     held = b.recent.sensitive() + sensitive
     z = sensitive_z(b, held, hour)
-    if sensitive and held >= 20 and z >= 3:
+    if sensitive and far_above(b, held, z):
         points = 300 if z < 3.5 else 400 if z < 4 else 500 if z < 5 else 600
         found.append(
             Factor(
@@ -179,11 +181,18 @@ def sensitive_z(b: Baseline, held: int, hour: int) -> float:
     any). The deviation has a floor: a steady agent's tiny variance must not make a record or
     two an alarm."""
     stat = b.sensitive[hour]
-    if stat.n < 20:
+    if stat.n < 30:
         stat = b.sensitive_all
     if stat.n < 30:
         return 0.0
     return (math.log1p(held) - stat.mean) / max(stat.std, 0.25)
+
+
+def far_above(b: Baseline, held: int, z: float) -> bool:
+    """Sensitive records in ten minutes far above the usual: three deviations out, and at
+    least three times the typical count (a bursty agent's busy ten minutes is the first
+    without the second)."""
+    return held >= 20 and z >= 3 and held >= 3 * math.expm1(b.sensitive_all.mean)
 
 
 def sensitive_records(obs: Observation) -> int:
@@ -196,6 +205,8 @@ def _denials(b: Baseline, obs: Observation, found: list[Factor]) -> None:
         return
     if any(obs.reason.startswith(r) for r in LIMIT_REASONS):
         found.append(Factor("limit_hit", 300, f"stopped by a data limit ({obs.reason})"))
+    if obs.reason in RISK_POLICIES or "risk" in obs.reason:
+        return  # denied because its risk is already high: a consequence, not new evidence
     denials = b.recent.denials(obs.at) + 1
     expected = (b.denied.mean if b.denied.n >= 30 else 0.0) * (b.recent.count(obs.at) + 1)
     if denials >= max(2.0, 5 * expected + 1):
@@ -278,7 +289,7 @@ def learn(b: Baseline, obs: Observation, hour: int, fingerprint: Fingerprint) ->
         if sensitive:
             held = recent.sensitive() + sensitive
             value = math.log1p(held)
-            if sensitive_z(b, held, hour) >= 2.5:  # far out: only the whole-day figure, slowly
+            if sensitive_z(b, held, hour) >= 2:  # out of the usual: the day's figure, slowly
                 b.sensitive_all.add(value, alpha=ALPHA / 20, edge_sds=3.0)
             else:
                 b.sensitive[hour].add(value, edge_sds=3.0)
@@ -286,7 +297,7 @@ def learn(b: Baseline, obs: Observation, hour: int, fingerprint: Fingerprint) ->
     if sensitive:
         held = recent.sensitive() + sensitive
         z = sensitive_z(b, held, hour)
-        if z >= 3 and held >= 20:
+        if far_above(b, held, z):
             b.sensitive_high_since = b.sensitive_high_since or obs.at
         elif z < 2.5:
             b.sensitive_high_since = 0.0

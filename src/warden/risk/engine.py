@@ -70,6 +70,9 @@ class RiskEngine(Mapping[str, Signal]):
         self._states: dict[str, RiskState] = {}
         self._levels: dict[str, str] = {}
         self.dirty: set[str] = set()  # baselines changed since they were last saved
+        # What decide() reads: an agent's signal, made again on its next event or after a
+        # second (scores fade), so a decision costs a dictionary lookup.
+        self._signals: dict[str, tuple[float, Signal]] = {}
         self._lock = threading.Lock()
 
     # -- what happens ----------------------------------------------------------------------------
@@ -93,6 +96,7 @@ class RiskEngine(Mapping[str, Signal]):
                     state.raise_factor(factor, obs.at)
             detectors.learn(baseline, obs, hour, self._fingerprint)
             self.dirty.add(obs.agent)
+            self._signals.pop(obs.agent, None)
             score = state.score(obs.at)
         self._publish_level(obs.agent, score, state, obs.at)
         return score
@@ -112,6 +116,7 @@ class RiskEngine(Mapping[str, Signal]):
                     self._states.setdefault(event.agent, RiskState()).factors.pop(
                         "workload_health", None
                     )
+                    self._signals.pop(event.agent, None)
         elif event.kind in SIGNAL_POINTS:
             # A window breach is also the denial the request sees: one event, one factor.
             code = "limit_hit" if event.kind == "dlp_window_exceeded" else event.kind
@@ -120,6 +125,7 @@ class RiskEngine(Mapping[str, Signal]):
             state = self._states.setdefault(event.agent, RiskState())
             if factor is not None:
                 state.raise_factor(factor, event.at)
+            self._signals.pop(event.agent, None)
             score = state.score(event.at)
         self._publish_level(event.agent, score, state, event.at)
         return score
@@ -129,11 +135,23 @@ class RiskEngine(Mapping[str, Signal]):
         finding); named, as someone answers for it."""
         return self.signal_factor(agent, Factor("reported", points, words), at)
 
+    def clear(self, agent: str, code: str = "reported") -> int:
+        """Withdraw one factor (an operator's report found groundless); the score after."""
+        now = self.clock()
+        with self._lock:
+            state = self._states.setdefault(agent, RiskState())
+            state.factors.pop(code, None)
+            self._signals.pop(agent, None)
+            score = state.score(now)
+        self._publish_level(agent, score, state, now)
+        return score
+
     def signal_factor(self, agent: str, factor: Factor, at: float | None = None) -> int:
         now = self.clock() if at is None else at
         with self._lock:
             state = self._states.setdefault(agent, RiskState())
             state.raise_factor(factor, now)
+            self._signals.pop(agent, None)
             score = state.score(now)
         self._publish_level(agent, score, state, now)
         return score
@@ -154,28 +172,60 @@ class RiskEngine(Mapping[str, Signal]):
         with self._lock:
             return self._baselines.get(agent)
 
+    def summary(self, agent: str) -> dict[str, Any] | None:
+        """What the agent's baseline says, for people: how much it has seen, whether it is
+        past its learning period, and its most used targets, networks and data classes."""
+        now = self.clock()
+        with self._lock:
+            b = self._baselines.get(agent)
+            if b is None:
+                return None
+            return {
+                "requests": b.events,
+                "learned": b.learned(now, self.learning.events, self.learning.seconds),
+                "since": datetime.fromtimestamp(b.first_at, UTC).isoformat(),
+                "targets": _top(b.targets),
+                "networks": _top(b.networks),
+                "data_classes": _top(b.classes),
+                "active_hours": [h for h in range(24) if b.hour_share(h) >= 0.01],
+            }
+
     def baselines(self) -> dict[str, dict[str, Any]]:
         """The baselines changed since the last call, as JSON (for the store); clears them."""
         with self._lock:
-            out = {a: self._baselines[a].to_json() for a in self.dirty if a in self._baselines}
-            self.dirty.clear()
+            agents, self.dirty = self.dirty, set()
+        out = {}
+        for agent in agents:  # one at a time: requests wait for one agent's, never for all
+            with self._lock:
+                baseline = self._baselines.get(agent)
+                if baseline is not None:
+                    out[agent] = baseline.to_json()
         return out
 
     def load(self, baselines: Mapping[str, dict[str, Any]]) -> None:
         """Baselines saved before a restart."""
-        with self._lock:
-            for agent, data in baselines.items():
-                self._baselines[agent] = Baseline.from_json(data)
+        for agent, data in baselines.items():
+            try:
+                baseline = Baseline.from_json(data)
+            except (KeyError, TypeError, ValueError, IndexError):
+                continue  # of another version: learned again
+            with self._lock:
+                self._baselines[agent] = baseline
 
     # -- the policy engine's risk signals ----------------------------------------------------------
 
     def __getitem__(self, agent: str) -> Signal:
         now = self.clock()
+        cached = self._signals.get(agent)
+        if cached is not None and 0.0 <= now - cached[0] < 1.0:
+            return cached[1]
         found = self.assessment(agent, now)
-        return Signal(
+        signal = Signal(
             {"score": found.score, "factors": [list(f) for f in found.factors[:5]]},
             datetime.fromtimestamp(now, UTC),
         )
+        self._signals[agent] = (now, signal)
+        return signal
 
     def get(self, agent: str, default: object = None) -> Signal:
         return self[agent]  # an agent never seen has a known score: nothing against it
@@ -211,6 +261,10 @@ class RiskEngine(Mapping[str, Signal]):
                 },
             )
         )
+
+
+def _top(counts: dict[str, int], n: int = 5) -> list[str]:
+    return sorted(counts, key=lambda k: -counts[k])[:n]
 
 
 def _signal_words(event: TrustSignal) -> str:

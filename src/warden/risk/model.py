@@ -42,7 +42,7 @@ def squash(x: float) -> float:
 
 class AnomalyModel:
     def __init__(self, seed: int = 7) -> None:
-        self._model = HalfSpaceTrees(n_trees=10, height=8, window_size=256, seed=seed)
+        self._model = HalfSpaceTrees(n_trees=6, height=6, window_size=256, seed=seed)
         self._seen = 0
         self._scores = Running()
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from warden.policy.model import Decision, DecisionRequest
+
 # Arguments whose values identify where money or data goes: a change is worth a look.
 PAYMENT_ARGS = frozenset(
     {"routing_number", "iban", "account_number", "bank_account", "swift", "bic", "sort_code"}
@@ -49,3 +51,38 @@ class Signal:
     at: float
     kind: str
     detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+def from_decision(
+    request: DecisionRequest,
+    decision: Decision,
+    at: float,
+    *,
+    source_ip: str = "",
+    records: int = 0,
+    classes: tuple[str, ...] = (),
+    blocked: str = "",
+) -> Observation:
+    """The observation of one decided request (``blocked``: why its allowed answer was
+    refused after all, by DLP or a bound)."""
+    context = request.context
+    outbound = context.get("outbound") or {}
+    if not decision.allowed:
+        outcome, reason = "deny", decision.reasons[0].policy if decision.reasons else ""
+    else:
+        outcome, reason = ("deny", blocked) if blocked else ("allow", "")
+    return Observation(
+        agent=request.subject_id,
+        at=at,
+        action=request.action,
+        target=f"{request.resource.type}:{request.resource.id}",
+        source_ip=source_ip or str(context.get("source_ip", "")),
+        outcome=outcome,
+        reason=reason,
+        classes=classes,
+        records=records,
+        args=context.get("args") or {},
+        work_order=decision.work_order,
+        outbound_records=int(outbound.get("records", 0)),
+        outbound_sensitive=sum(int(outbound.get(k, 0)) for k in ("pii", "phi", "pci")),
+    )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +33,7 @@ from warden.identity.errors import StatusUnavailable
 from warden.identity.registry import OperatorRole, Status
 from warden.policy.admin import AdminAuthorizer
 from warden.policy.engine import PolicyEngine
+from warden.risk.engine import RiskEngine
 from warden.server.attestation_routes import attestation_router
 from warden.server.audit_routes import audit_router
 from warden.server.auth import require
@@ -42,6 +43,7 @@ from warden.server.health_routes import health_router
 from warden.server.limits import BodyLimit
 from warden.server.mcp_routes import mcp_router
 from warden.server.policy_routes import policy_router
+from warden.server.risk_routes import risk_router
 from warden.transport.path_guard import PathGuard
 from warden.trust.health import HealthBook
 
@@ -125,6 +127,7 @@ def create_app(
     engine: PolicyEngine | None = None,
     recorder: DecisionRecorder | None = None,
     health: HealthBook | None = None,
+    risk: RiskEngine | None = None,
 ) -> Any:
     """The ASGI application of the control plane, wrapped in its body-size limit."""
     app = FastAPI(title="Warden control plane", version=__version__, docs_url=None, redoc_url=None)
@@ -253,22 +256,40 @@ def create_app(
         allow(request, "operator.manage", ("Operator", name))
         return authority.operators.revoke(name).to_dict()
 
-    app.include_router(feed_router(authority, authorizer))
-    app.include_router(attestation_router(authority, authorizer))
-    app.include_router(mcp_router(authority, authorizer))
-    app.include_router(audit_router(authority, authorizer))
-    if health is not None:
-        app.include_router(health_router(authority, authorizer, health))
-    if engine is not None and recorder is not None:
-        app.include_router(decision_router(authority, authorizer, engine, recorder))
-    if engine is not None:
-        app.include_router(policy_router(authority, authorizer, engine))
+    for router in _routers(authority, authorizer, engine, recorder, health, risk):
+        app.include_router(router)
     limits = BodyLimit(
         app,
         authority.settings.api_max_body_bytes,
         large=(("/evidence", "/health"), MAX_SBOM_BYTES + 65536),
     )
     return PathGuard(limits)
+
+
+def _routers(
+    authority: IdentityAuthority,
+    authorizer: AdminAuthorizer,
+    engine: PolicyEngine | None,
+    recorder: DecisionRecorder | None,
+    health: HealthBook | None,
+    risk: RiskEngine | None,
+) -> list[APIRouter]:
+    """The control plane's other parts, those this process runs."""
+    routers = [
+        feed_router(authority, authorizer),
+        attestation_router(authority, authorizer),
+        mcp_router(authority, authorizer),
+        audit_router(authority, authorizer),
+    ]
+    if health is not None:
+        routers.append(health_router(authority, authorizer, health))
+    if engine is not None and recorder is not None:
+        routers.append(decision_router(authority, authorizer, engine, recorder, risk))
+    if risk is not None:
+        routers.append(risk_router(authority, authorizer, risk))
+    if engine is not None:
+        routers.append(policy_router(authority, authorizer, engine))
+    return routers
 
 
 def _iso(value: datetime) -> str:

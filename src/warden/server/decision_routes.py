@@ -19,6 +19,8 @@ from warden.identity.authority import IdentityAuthority
 from warden.policy.admin import AdminAuthorizer
 from warden.policy.engine import PolicyEngine
 from warden.policy.model import Decision, DecisionRequest, InvalidDecisionRequest
+from warden.risk.engine import RiskEngine
+from warden.risk.observation import from_decision
 from warden.server.auth import require
 
 log = logging.getLogger("warden.server")
@@ -32,6 +34,7 @@ def decision_router(
     authorizer: AdminAuthorizer,
     engine: PolicyEngine,
     recorder: DecisionRecorder,
+    risk: RiskEngine | None = None,
 ) -> APIRouter:
     router = APIRouter()
 
@@ -52,6 +55,9 @@ def decision_router(
                 503,
                 {"error": "record_failed", "decision": "deny", "decision_id": decision.decision_id},
             ) from exc
+        if risk is not None and decision_request.subject_type == "Agent":
+            # The asker enforces it and knows its answer; the risk engine learns the request.
+            risk.observe(from_decision(decision_request, decision, risk.clock()))
         return decision
 
     @router.post("/v1/decide")

@@ -29,6 +29,7 @@ from warden.identity.ca.keys import write_private_file
 from warden.identity.workload_api import WorkloadApi, WorkloadApiServer
 from warden.policy.admin import AdminAuthorizer
 from warden.policy.setup import bundle_path, open_policy_engine
+from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
 from warden.server.app import create_app
 from warden.transport import serving
 from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
@@ -124,8 +125,16 @@ class ControlPlaneServer:
         self.events.subscribe(lambda event: self.log.note("trust", event.to_dict()))
         self.health = HealthBook(authority.store, self.events, health_rules(authority.settings))
         self.policy.set_signal_source("health", self.health)
+        self.risk, self._baselines = open_risk_engine(
+            authority.store, self.policy, self.events, authority.ca.log_keys().fingerprint
+        )
         app = create_app(
-            authority, authorizer or AdminAuthorizer(), self.policy, self.log, self.health
+            authority,
+            authorizer or AdminAuthorizer(),
+            self.policy,
+            self.log,
+            self.health,
+            self.risk,
         )
         config = uvicorn.Config(
             app,
@@ -164,6 +173,7 @@ class ControlPlaneServer:
                 WORK_ORDER_POLL_S, self.policy.reload_work_orders, "reloading work orders"
             ),
             serving.every(1.0, self.health.refresh, "reassessing workload health"),
+            serving.every(SAVE_EVERY_S, self.save_baselines, "saving risk baselines"),
         )
         try:
             await self._server.serve()
@@ -173,7 +183,11 @@ class ControlPlaneServer:
             duties.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await duties
+            await asyncio.to_thread(self.save_baselines)
             await asyncio.to_thread(self.log.close)  # what waits is written, then sealed
+
+    def save_baselines(self) -> None:
+        save_baselines(self.risk, self._baselines)
 
     async def _follow_ca(self) -> None:
         """Pick up a rotation made by another process (`warden ca rotate`)."""

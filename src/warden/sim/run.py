@@ -21,6 +21,7 @@ from warden.config import load_settings
 from warden.enforce.obligations import Throttles, apply_to_body
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca import CertificateAuthority, FileKeyManager
+from warden.policy.engine import PolicyEngine
 from warden.policy.model import Decision, DecisionRequest, Resource
 from warden.policy.setup import open_policy_engine
 from warden.risk.engine import Learning, RiskEngine
@@ -83,6 +84,7 @@ class Results:
     contained_hours: set[tuple[str, int]]
     score_us: list[float]
     decide_us: list[float]
+    plain_us: list[float]  # the same decisions on an engine without the risk context
     steps: int
     seconds: float
     flags: dict[str, list[tuple[str, int]]]  # benign flags: agent -> factors at the flag
@@ -102,8 +104,14 @@ class Results:
                 len(self.contained_hours) / max(self.benign_hours, 1), 5
             ),
             "benign_agent_hours": self.benign_hours,
-            "score_p50_us": round(statistics.median(self.score_us), 2) if self.score_us else 0,
-            "decide_p50_us": round(statistics.median(self.decide_us), 2) if self.decide_us else 0,
+            "score_p50_us": _median(self.score_us),
+            "decide_p50_us": _median(self.decide_us),
+            "decide_p50_us_without_risk": _median(self.plain_us),
+            "decide_ratio_with_risk": round(
+                statistics.median(self.decide_us) / statistics.median(self.plain_us), 3
+            )
+            if self.plain_us
+            else -1.0,
             "steps": self.steps,
             "steps_per_s": round(self.steps / max(self.seconds, 1e-9)),
         }
@@ -131,6 +139,8 @@ class Simulation:
             )
             self.ids[agent.name] = registered.spiffe_id
         self.engine = open_policy_engine(self.authority, clock=self.when)
+        # The baseline for decide(): the same bundle, signals and requests, no risk context.
+        self.plain = open_policy_engine(self.authority, clock=self.when)
         self.events = TrustEvents()
         self.windows = DlpWindows(clock=lambda: self.now)
         self.dlp = Dlp(self.windows, self.events, bulk_records=settings.dlp_bulk_records)
@@ -144,6 +154,8 @@ class Simulation:
         self.throttles = Throttles(clock=lambda: self.now)
         for kind, source in (("dlp", self.windows), ("health", self.health), ("risk", self.risk)):
             self.engine.set_signal_source(kind, source)
+            if kind != "risk":
+                self.plain.set_signal_source(kind, source)
         for name in trace.agents:
             self.health.ingest(name, [scan_report(0)], by="sim")
         self.events.subscribe(self._on_trust)
@@ -186,10 +198,11 @@ class Simulation:
         flags: dict[str, list[tuple[str, int]]] = {}
         score_us: list[float] = []
         decide_us: list[float] = []
+        plain_us: list[float] = []
         started = time.perf_counter()
         for step in trace.steps:
             self.now = step.t
-            score = self._play(step, score_us, decide_us)
+            score = self._play(step, score_us, decide_us, plain_us)
             agent_id = self.ids[step.agent]
             hour = int(step.t // HOUR)
             if step.attack is not None:
@@ -219,6 +232,7 @@ class Simulation:
             contained,
             score_us,
             decide_us,
+            plain_us,
             len(trace.steps),
             time.perf_counter() - started,
             flags,
@@ -230,7 +244,9 @@ class Simulation:
             for words, p in self.risk.assessment(agent_id).factors
         )
 
-    def _play(self, step: Step, score_us: list[float], decide_us: list[float]) -> int:
+    def _play(
+        self, step: Step, score_us: list[float], decide_us: list[float], plain_us: list[float]
+    ) -> int:
         agent_id = self.ids[step.agent]
         if step.kind == "health":
             critical = 3 if step.args.get("report") == "critical" else 0
@@ -254,9 +270,12 @@ class Simulation:
                 "outbound": outbound,
             },
         )
-        begin = time.perf_counter()
-        decision = self.engine.decide(request)
-        decide_us.append((time.perf_counter() - begin) * 1e6)
+        if len(decide_us) % 2:  # which engine goes first alternates: caches warm for both
+            plain_us.append(_timed(self.plain, request)[1])
+        decision, took = _timed(self.engine, request)
+        decide_us.append(took)
+        if len(decide_us) % 2:
+            plain_us.append(_timed(self.plain, request)[1])
         decision = self.engine.reserve(decision)
         outcome, reason, records, classes = self._answer(step, decision, agent_id)
         observation = Observation(
@@ -319,6 +338,12 @@ class Simulation:
         if refused is not None:
             return "deny", refused, 0, ()
         return "allow", "", found.records, tuple(found.per_class)
+
+
+def _timed(engine: PolicyEngine, request: DecisionRequest) -> tuple[Decision, float]:
+    begin = time.perf_counter()
+    decision = engine.decide(request)
+    return decision, (time.perf_counter() - begin) * 1e6
 
 
 def simulate(trace: Trace, learning: Learning = DEFAULT_LEARNING) -> Results:

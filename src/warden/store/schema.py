@@ -329,3 +329,13 @@ workload_health = Table(
     Column("reported_at", DateTime(timezone=True), nullable=False),
     Column("reported_by", String(2048), nullable=False),
 )
+
+# Behavioural baselines, one per agent (keyed by SPIFFE ID), saved by the risk engine so
+# that what an agent's normal looks like survives a restart.
+risk_baselines = Table(
+    "risk_baselines",
+    metadata,
+    Column("subject", String(2048), primary_key=True),
+    Column("baseline", JSON, nullable=False),
+    Column("saved_at", DateTime(timezone=True), nullable=False),
+)

@@ -45,6 +45,7 @@ from warden.enforce.mcp.screen import Screen
 from warden.enforce.mcp.sessions import McpSessions
 from warden.enforce.mcp.sse import EventReader, EventTooLarge, encode
 from warden.enforce.mcp.streams import OpenStream, StreamWatch
+from warden.enforce.risk_feed import observe
 from warden.enforce.routes import Route
 from warden.enforce.upstream_client import UpstreamIdentityMismatch, read_bounded
 from warden.errors import WardenError
@@ -86,13 +87,14 @@ class McpProxy:
             decision = gateway.reserve(decision, incoming.subject, route)  # 4 reserve
             try:
                 await gateway.record(decision, request)  # 5 record
-                if not decision.allowed:
+                if decision.allowed:
+                    await self._forward(send, exchange, decision)  # 6-8 forward, screen, answer
+                else:
                     await self._answer_error(send, exchange, 403, decision)
-                    return
-                await self._forward(send, exchange, decision)  # 6-8 forward, screen, answer
             finally:
                 if decision.allowed:
                     gateway.release(incoming.subject)
+            observe(gateway, incoming, request, decision)  # 9 learn from it, score the agent
         except McpRefused as exc:
             refused = Refused(exc.status, exc.reason, exc.message)
             await self._refuse(send, exchange, request, refused, exc.rpc_code)
@@ -309,6 +311,8 @@ class McpProxy:
         except RecordFailed:
             refused, rpc_code = RECORD_FAILED, WARDEN_DENIED
         await self.answer_refused(send, exchange.message_id, decision, refused, rpc_code)
+        if request is not None:
+            observe(self.gateway, exchange.incoming, request, decision)
 
     async def answer_refused(
         self,

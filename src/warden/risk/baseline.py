@@ -47,18 +47,24 @@ class Running:
         """Take ``value`` in. Once there is history, a value far out of the usual is taken at
         the edge of the usual and with a twentieth of the weight: a burst cannot teach that
         bursts are normal, while a lasting change of pace is learned, only more slowly."""
-        a = max(alpha, 1.0 / (self.n + 1))  # plain averages until there is history
-        if self.n >= 30:
-            edge = self.mean + edge_sds * max(self.std, 0.25 * abs(self.mean), 0.5)
+        n, mean = self.n, self.mean
+        if n >= 30:
+            a = alpha
+            # The spread has floors: a steady figure's tiny variance must not make every
+            # small change "far out".
+            spread = max(math.sqrt(self.var), 0.25 * abs(mean), 0.5)
+            edge = mean + edge_sds * spread
             if value > edge:
                 value, a = edge, alpha / 20
-        if self.n == 0:
-            self.mean, self.var = value, 0.0
+        elif n == 0:
+            self.mean, self.var, self.n = value, 0.0, 1
+            return
         else:
-            delta = value - self.mean
-            self.mean += a * delta
-            self.var = (1 - a) * (self.var + a * delta * delta)
-        self.n += 1
+            a = max(alpha, 1.0 / (n + 1))  # plain averages until there is history
+        delta = value - mean
+        self.mean = mean + a * delta
+        self.var = (1 - a) * (self.var + a * delta * delta)
+        self.n = n + 1
 
     @property
     def std(self) -> float:
@@ -82,6 +88,7 @@ class Recent:
 
     records_held: int = 0  # sums over ``events``, kept as they change
     sensitive_held: int = 0
+    denied_at: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_RECENT))
     _minute_key: tuple[float, int, float] = (-1.0, 0, 0.0)
     _minute: int = 0
 
@@ -89,6 +96,8 @@ class Recent:
         if len(self.events) == self.events.maxlen:
             self._drop()
         self.events.append((at, records, denied, network, sensitive))
+        if denied:
+            self.denied_at.append(at)
         self.records_held += records
         self.sensitive_held += sensitive
 
@@ -125,7 +134,14 @@ class Recent:
         return sum(1 for e in self.events if now - e[0] <= within)
 
     def denials(self, now: float, within: float = 120.0) -> int:
-        return sum(1 for e in self.events if e[2] and now - e[0] <= within)
+        """Denials in the last ``within`` seconds (kept apart: most requests are allowed, and
+        this is asked at every request)."""
+        count = 0
+        for at in reversed(self.denied_at):
+            if now - at > within:
+                break
+            count += 1
+        return count
 
     def networks(self, now: float, within: float = RATE_S) -> set[str]:
         return {e[3] for e in self.events if now - e[0] <= within and e[3]}
@@ -157,6 +173,7 @@ class Baseline:
     # Since when the sensitive records of the last ten minutes have stayed far above the
     # usual (0: they have not); like ``recent``, not persisted.
     sensitive_high_since: float = 0.0
+    events_in_hours: float = 0.0  # sum(hours), kept as it changes (0: not known yet)
     windows_sampled_at: float = 0.0  # when the ten-minute sums were last taken in
 
     def learned(self, now: float, events: int, seconds: float) -> bool:
@@ -164,7 +181,7 @@ class Baseline:
         return self.events >= events and now - self.first_at >= seconds
 
     def hour_share(self, hour: int) -> float:
-        total = sum(self.hours)
+        total = self.events_in_hours or sum(self.hours)
         return self.hours[hour] / total if total else 0.0
 
     # -- updating ------------------------------------------------------------------------------

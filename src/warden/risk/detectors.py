@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from warden.risk.baseline import ALPHA, Baseline, Running, network_of
+from warden.risk.baseline import ALPHA, Baseline, Running
 from warden.risk.observation import DESTINATION_ARGS, OWNER_ARGS, PAYMENT_ARGS, Observation
 
 # Policies and refusals that mean "a limit on data was hit", not "a mistake".
@@ -49,7 +49,7 @@ def assess(
     found: list[Factor] = []
     recent = baseline.recent
     recent.prune(obs.at)
-    network = network_of(obs.source_ip)
+    network = obs.network
     if learned:
         _novelty(baseline, obs, network, found)
         _hours(baseline, hour, found)
@@ -255,11 +255,13 @@ def _outbound(b: Baseline, obs: Observation, fingerprint: Fingerprint, found: li
 def learn(b: Baseline, obs: Observation, hour: int, fingerprint: Fingerprint) -> None:
     """Take ``obs`` into the baseline."""
     recent = b.recent
-    network = network_of(obs.source_ip)
+    network = obs.network
     b.rate[hour].add(recent.last_minute(obs.at) + 1)
     b.hours[hour] += 1.0
     if b.hours[hour] > 50_000:  # keep the histogram a recent one
         b.hours = [h / 2 for h in b.hours]
+        b.events_in_hours = 0.0
+    b.events_in_hours = b.events_in_hours + 1.0 if b.events_in_hours else sum(b.hours)
     b.count(b.targets, obs.target)
     b.count(b.methods, obs.action)
     if network:

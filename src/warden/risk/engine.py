@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from warden.policy.snapshot import Signal
@@ -31,6 +32,7 @@ from warden.risk.observation import Signal as TrustSignal
 from warden.risk.score import RiskState, level, would_contain
 from warden.trust.events import TrustEvent, TrustEvents
 
+NOTHING_AGAINST: Mapping[str, Any] = MappingProxyType({"score": 0, "factors": ()})
 HEALTH_POINTS = {"degraded": 650, "compromised": 900, "unknown": 200}
 SIGNAL_POINTS = {"dlp_window_exceeded": 300, "residency_breach": 400, "bulk_export": 300}
 
@@ -73,13 +75,15 @@ class RiskEngine(Mapping[str, Signal]):
         # What decide() reads: an agent's signal, made again on its next event or after a
         # second (scores fade), so a decision costs a dictionary lookup.
         self._signals: dict[str, tuple[float, Signal]] = {}
+        self._last_when = (0.0, datetime.fromtimestamp(0, UTC))
         self._lock = threading.Lock()
 
     # -- what happens ----------------------------------------------------------------------------
 
     def observe(self, obs: Observation) -> int:
         """Score one request, learn from it; its agent's score after it."""
-        hour = datetime.fromtimestamp(obs.at, UTC).hour
+        hour = int(obs.at // 3600 % 24)  # UTC
+        obs.network = network_of(obs.source_ip)
         with self._lock:
             baseline = self._baselines.get(obs.agent)
             if baseline is None:
@@ -216,16 +220,32 @@ class RiskEngine(Mapping[str, Signal]):
 
     def __getitem__(self, agent: str) -> Signal:
         now = self.clock()
+        state = self._states.get(agent)
+        if state is None or not state.factors:  # most agents, most of the time
+            return Signal(NOTHING_AGAINST, self._when(now))
         cached = self._signals.get(agent)
         if cached is not None and 0.0 <= now - cached[0] < 1.0:
             return cached[1]
-        found = self.assessment(agent, now)
+        with self._lock:
+            parts = state.contributions(now)
         signal = Signal(
-            {"score": found.score, "factors": [list(f) for f in found.factors[:5]]},
-            datetime.fromtimestamp(now, UTC),
+            {
+                "score": min(1000, sum(p for _, p in parts)),
+                "factors": [[f.words, p] for f, p in parts[:5]],
+            },
+            self._when(now),
         )
         self._signals[agent] = (now, signal)
         return signal
+
+    def _when(self, now: float) -> datetime:
+        """``now`` as a datetime, converted at most every tenth of a second (a signal's age
+        is checked against bounds of seconds)."""
+        last, when = self._last_when
+        if not 0.0 <= now - last < 0.1:
+            when = datetime.fromtimestamp(now, UTC)
+            self._last_when = (now, when)
+        return when
 
     def get(self, agent: str, default: object = None) -> Signal:
         return self[agent]  # an agent never seen has a known score: nothing against it
@@ -284,7 +304,7 @@ def _features(b: Baseline, obs: Observation, hour: int) -> dict[str, float]:
     records_usual = max(math.expm1(b.records.mean + 3 * b.records.std), 1.0)
     volume_usual = max(math.expm1(b.volume.mean + 3 * b.volume.std), 2.0)
     sent_usual = max(math.expm1(b.outbound.mean + 3 * b.outbound.std), 1.0)
-    network = network_of(obs.source_ip)
+    network = obs.network
     return {
         "rate": squash((recent.last_minute(obs.at) + 1) / bound),
         "records": squash(obs.records / records_usual),

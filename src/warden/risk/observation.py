@@ -40,6 +40,7 @@ class Observation:
     work_order: str | None = None  # the work order the request acted under
     outbound_records: int = 0  # records the request sent out
     outbound_sensitive: int = 0  # of which PII, PHI or PCI
+    network: str = ""  # the source's /24 or /64, filled in by the engine
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from warden.trust.health import HealthBook, health_rules
 from warden.trust.windows import DlpWindows
 
 EPOCH = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
+EPOCH_S = EPOCH.timestamp()
 FLAG_AT = 600  # "high": what counts as flagged
 NAMED_AT = 200  # a named detector agrees when it gives at least this much
 DEFAULT_LEARNING = Learning()
@@ -147,7 +148,7 @@ class Simulation:
         self.health = HealthBook(self.store, self.events, health_rules(settings))
         self.risk = RiskEngine(
             self.authority.ca.log_keys().fingerprint,
-            clock=lambda: EPOCH.timestamp() + self.now,
+            clock=lambda: EPOCH_S + self.now,
             learning=learning,
             events=self.events,
         )
@@ -179,9 +180,7 @@ class Simulation:
     def _on_trust(self, event: TrustEvent) -> None:
         if event.kind == "risk_changed":
             return
-        self.risk.signal(
-            TrustSignal(event.agent, EPOCH.timestamp() + self.now, event.kind, event.detail)
-        )
+        self.risk.signal(TrustSignal(event.agent, EPOCH_S + self.now, event.kind, event.detail))
 
     def close(self) -> None:
         self.store.dispose()
@@ -280,7 +279,7 @@ class Simulation:
         outcome, reason, records, classes = self._answer(step, decision, agent_id)
         observation = Observation(
             agent=agent_id,
-            at=EPOCH.timestamp() + step.t,
+            at=EPOCH_S + step.t,
             action=step.action,
             target=f"{endpoint.resource_type}:{endpoint.resource_id}",
             source_ip=step.source_ip,

@@ -366,7 +366,7 @@ def test_decide_reads_a_snapshot_that_follows_each_event(
 ) -> None:
     engine, clock = learned
     assert engine[AGENT].values["score"] == 0
-    assert engine[AGENT] is engine[AGENT]  # remembered between events
+    assert engine[AGENT].values == engine[AGENT].values
     engine.observe(Observation(AGENT, at(clock), "http:GET", "Endpoint:hr/payroll", "127.99.7.3"))
     signal = engine[AGENT]
     assert signal.values["score"] >= 550

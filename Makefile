@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/gateway.py --quick
 	$(BIN)/python benchmarks/audit.py --quick
 	$(BIN)/python benchmarks/dlp.py --quick
+	$(BIN)/python benchmarks/detection.py --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -208,3 +208,38 @@ def test_policy_status(plane: Plane) -> None:
             "allow->deny": 0,
             "deny->allow": 0,
         }
+
+
+def test_decisions_asked_for_are_learned_and_the_risk_is_readable(plane: Plane) -> None:
+    read = {
+        **export(1),
+        "action": {"name": "http:GET"},
+        "resource": {
+            "type": "Endpoint",
+            "id": "crm/customers",
+            "properties": {"domain": "finance", "classification": "pii"},
+        },
+        "context": {"authn": "mtls", "source_ip": "127.0.4.9", "args": {"limit": 10}},
+    }
+    with plane.client("ep", "gateway") as gateway:
+        for _ in range(3):
+            assert gateway.post("/v1/decide", json=read).json()["decision"] == "allow"
+        plane.server.risk.flag(CRM, 650, "reported by the security team")
+        denied = gateway.post("/v1/decide", json=read).json()
+    assert denied["decision"] == "deny"
+    assert [r["policy"] for r in denied["reasons"]] == ["high-risk-no-sensitive"]
+    assert denied["risk"]["factors"] == [["reported by the security team", 650]]
+    with plane.client("operator", "alice") as operator:
+        risk = operator.get("/v1/agents/crm-bot/risk")
+        assert risk.status_code == 200, risk.text
+        body = risk.json()
+        assert operator.get("/v1/agents/no-such-bot/risk").status_code == 404
+    with plane.client("agent", "crm-bot") as agent:  # an agent may not read its own score
+        assert agent.get("/v1/agents/crm-bot/risk").status_code == 403
+    assert body["score"] == 650 and body["level"] == "high"
+    assert body["factors"] == [{"words": "reported by the security team", "points": 650}]
+    assert body["would_contain"] is None
+    baseline = body["baseline"]
+    assert baseline["requests"] == 4 and baseline["learned"] is False
+    assert baseline["targets"] == ["Endpoint:crm/customers"]
+    assert baseline["networks"] == ["127.0.4.0/24"]

@@ -124,6 +124,15 @@ class Recent:
         self._minute_key, self._minute = key, count
         return count
 
+    def within(self, now: float, seconds: float) -> int:
+        """Requests in the last ``seconds`` (newest first: stops at the first older one)."""
+        count = 0
+        for at, *_ in reversed(self.events):
+            if now - at > seconds:
+                break
+            count += 1
+        return count
+
     def records(self) -> int:
         return self.records_held
 
@@ -175,6 +184,7 @@ class Baseline:
     sensitive_high_since: float = 0.0
     events_in_hours: float = 0.0  # sum(hours), kept as it changes (0: not known yet)
     windows_sampled_at: float = 0.0  # when the ten-minute sums were last taken in
+    rate_sampled_at: float = 0.0  # when the rate was
 
     def learned(self, now: float, events: int, seconds: float) -> bool:
         """Past its learning period: enough requests, over enough time."""

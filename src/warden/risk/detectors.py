@@ -108,14 +108,17 @@ def _rate(b: Baseline, obs: Observation, hour: int, found: list[Factor]) -> None
         return
     bound = max(usual.mean + 3 * usual.std, 1.0)
     ratio = count / bound
+    # The last ten seconds at the same pace for a minute: a scraper is seen in seconds.
+    burst = b.recent.within(obs.at, 10.0) + 1
+    if burst >= 20 and burst * 6 / bound > ratio:
+        ratio = burst * 6 / bound
+        what = f"{burst} requests in ten seconds"
+    else:
+        what = f"{count} requests in a minute"
     if count >= 10 and ratio >= 3:
-        points = 150 if ratio < 6 else 300 if ratio < 12 else 450
+        points = 150 if ratio < 6 else 300 if ratio < 12 else 450 if ratio < 20 else 600
         found.append(
-            Factor(
-                "rate_spike",
-                points,
-                f"{count} requests in a minute, {ratio:.0f}x its usual peak ({bound:.1f})",
-            )
+            Factor("rate_spike", points, f"{what}, {ratio:.0f}x its usual peak ({bound:.1f})")
         )
 
 
@@ -256,7 +259,13 @@ def learn(b: Baseline, obs: Observation, hour: int, fingerprint: Fingerprint) ->
     """Take ``obs`` into the baseline."""
     recent = b.recent
     network = obs.network
-    b.rate[hour].add(recent.last_minute(obs.at) + 1)
+    # The rate is taken in every ten seconds at most, and slowly when far above the usual:
+    # sampled at every request, a scraper's ramp would teach its own pace in a minute.
+    if obs.at - b.rate_sampled_at >= 10:
+        b.rate_sampled_at = obs.at
+        stat, count = b.rate[hour], recent.last_minute(obs.at) + 1
+        far = stat.n >= 30 and count > 3 * max(stat.mean + 3 * stat.std, 1.0)
+        stat.add(count, alpha=ALPHA / 20 if far else ALPHA)
     b.hours[hour] += 1.0
     if b.hours[hour] > 50_000:  # keep the histogram a recent one
         b.hours = [h / 2 for h in b.hours]

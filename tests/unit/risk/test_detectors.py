@@ -153,6 +153,16 @@ def test_a_rate_far_above_baseline(learned: tuple[RiskEngine, Clock]) -> None:
     assert any("requests in a minute" in w for w, _ in engine.assessment(AGENT).factors)
 
 
+def test_a_scraper_is_seen_within_seconds(learned: tuple[RiskEngine, Clock]) -> None:
+    engine, clock = learned
+    raised: dict[str, int] = {}
+    for i in range(25):  # five requests a second
+        raised |= codes(engine, usual(at(clock, 0.2), i))
+    assert raised["rate_spike"] >= 450
+    words = [w for w, _ in engine.assessment(AGENT).factors]
+    assert any("requests in ten seconds" in w for w in words)
+
+
 def test_off_hours(learned: tuple[RiskEngine, Clock]) -> None:
     engine, clock = learned
     clock.now = START + 2 * DAY + 3 * 3600  # 03:00

@@ -328,7 +328,11 @@ def test_an_unhealthy_workload_is_restricted_until_a_clean_report_arrives(
         # The gateway reads the new report from the store on its own (within a second).
         wait_for(lambda: client.get("/crm/customers").status_code == 403)
         restricted = client.get("/crm/customers")
-        assert reason(restricted) == "sensitive-only-when-healthy"
+        entry = LogReader(dlp.authority.store).decision(restricted.json()["decision_id"])
+        assert entry is not None
+        assert "sensitive-only-when-healthy" in {r["policy"] for r in entry["reasons"]}
+        # The health change raises the agent's risk too, with the finding in words.
+        assert any(w.startswith("workload degraded") for w, _ in entry["risk"]["factors"])
         assert client.get("/ledger/invoices").status_code == 200  # not sensitive: still served
 
         # The pipeline posts a clean scan (CycloneDX, its one finding marked not affected by

@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Make sure the services the tests need are installed. The tests start and stop their own
-# throwaway instances on 127.0.0.1 (see tests/support/postgres.py); nothing runs as a daemon.
+# throwaway instances on 127.0.0.1 (tests/support/postgres.py, tests/support/redis.py);
+# nothing runs as a daemon.
 set -euo pipefail
 have_postgres() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; }
-if ! have_postgres; then
+have_redis() { command -v redis-server >/dev/null; }
+missing=()
+have_postgres || missing+=(postgresql)
+have_redis || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    echo "installing PostgreSQL for the tests"
+    echo "installing ${missing[*]} for the tests"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Debian's package may start a daemon where an init system runs; the tests start their
+    # own servers on free ports, so a running one is only stopped, never used.
+    if command -v service >/dev/null; then service redis-server stop >/dev/null 2>&1 || true; fi
   else
-    echo "PostgreSQL server binaries (initdb, pg_ctl) are needed: install postgresql" >&2
+    echo "needed for the tests: ${missing[*]} (server binaries)" >&2
     exit 1
   fi
 fi

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from tests.support.postgres import PostgresCluster, start_cluster
+from tests.support.redis import RedisServer, start_redis
 from warden.config import Settings, load_settings
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca import CertificateAuthority, FileKeyManager
@@ -27,6 +28,24 @@ def pg_cluster() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_session() -> Iterator[RedisServer]:
+    server = start_redis()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def redis_server(redis_session: RedisServer) -> RedisServer:
+    """The session's Redis, empty (a test that kills it gets a fresh one after)."""
+    if redis_session.process is None or redis_session.process.poll() is not None:
+        redis_session.start()
+    redis_session.flush()
+    return redis_session
 
 
 @pytest.fixture

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # are not classified or counted, and policies see zero outbound records.
     dlp_enabled: bool = True
     dlp_allowed_hosts: list[str] = Field(default_factory=list)
+    # Where the state every gateway shares lives (DLP windows, throttles), for example
+    # redis://127.0.0.1:6379/0. Empty: each gateway process keeps its own (one process only).
+    redis_url: str = ""
     # Workload health: more high findings than this, or an attestation older than this, is
     # degraded.
     health_max_high: int = Field(default=5, ge=0, le=100_000)

@@ -39,7 +39,7 @@ from warden.enforce.exchange import (
     forwarded_headers,
     refusal,
 )
-from warden.enforce.obligations import Throttles
+from warden.enforce.obligations import Throttle, Throttles
 from warden.enforce.relay import forward
 from warden.enforce.risk_feed import observe
 from warden.enforce.routes import AmbiguousRequest, Route, RouteTable, extract_args
@@ -52,6 +52,7 @@ from warden.policy.engine import PolicyEngine
 from warden.policy.model import Decision, DecisionRequest
 from warden.risk.engine import RiskEngine
 from warden.trust.dlp import Dlp
+from warden.trust.windows import SharedStateUnavailable
 
 if TYPE_CHECKING:
     from warden.enforce.mcp.proxy import McpProxy
@@ -74,7 +75,7 @@ class Gateway:
     spiffe_id: str
     verifier: CredentialVerifier | None = None  # default: the authority's own
     inspectors: list[InspectionHook] = field(default_factory=list)
-    throttles: Throttles = field(default_factory=Throttles)
+    throttles: Throttle = field(default_factory=Throttles)
     in_flight: dict[str, int] = field(default_factory=dict)
     mcp: McpProxy | None = None  # serves routes declared ``protocol: mcp``
     dlp: Dlp | None = None  # data-loss checks on what goes out and what comes back
@@ -258,7 +259,10 @@ class Gateway:
             return decision
         for obligation in decision.obligations:
             if obligation.startswith("throttle:"):
-                wait = self.throttles.take(subject, route.name, obligation)
+                try:
+                    wait = self.throttles.take(subject, route.name, obligation)
+                except SharedStateUnavailable as exc:
+                    raise Refused(503, "shared_state_unavailable", str(exc)[:200]) from exc
                 if wait > 0:
                     raise Refused(
                         429,

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 REDACTED = "[REDACTED]"
 UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -34,6 +34,13 @@ def parse_throttle(obligation: str) -> tuple[float, float] | None:
 class _Bucket:
     tokens: float
     updated: float
+
+
+class Throttle(Protocol):
+    """Token buckets: in this process (:class:`Throttles`) or shared by every gateway
+    (:class:`warden.shared.redis_state.RedisThrottles`)."""
+
+    def take(self, agent: str, route: str, obligation: str) -> float: ...
 
 
 @dataclass

@@ -25,6 +25,7 @@ from warden.enforce.gateway import Gateway
 from warden.enforce.mcp.pins import ToolPins
 from warden.enforce.mcp.proxy import McpProxy
 from warden.enforce.mcp.sessions import McpSessions
+from warden.enforce.obligations import Throttle, Throttles
 from warden.enforce.routes import RouteTable, load_routes
 from warden.enforce.upstream_client import UpstreamPool, upstream_ssl_context
 from warden.errors import ConfigError
@@ -36,6 +37,7 @@ from warden.policy.engine import PolicyEngine
 from warden.policy.setup import open_policy_engine
 from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
 from warden.server.run import ServerCredentials, write_server_credentials
+from warden.shared.redis_state import RedisThrottles, RedisWindows, connect
 from warden.transport import serving
 from warden.transport.loop import freeze_startup_heap
 from warden.transport.loop import run as run_loop
@@ -102,7 +104,7 @@ class GatewayServer:
         # Data-loss windows and workload health feed every decision, live.
         self.events = TrustEvents()
         self.events.subscribe(lambda event: self.recorder.note("trust", event.to_dict()))
-        self.windows = DlpWindows()
+        self.windows, throttles = shared_state(settings)
         self.health = HealthBook(authority.store, self.events, health_rules(settings))
         self.engine.set_signal_source("dlp", self.windows)
         self.engine.set_signal_source("health", self.health)
@@ -128,6 +130,7 @@ class GatewayServer:
             else None,
             region=settings.gateway_region,
             risk=self.risk,
+            throttles=throttles,
             verifier=None
             if status is None
             else CredentialVerifier(
@@ -236,6 +239,15 @@ class GatewayServer:
 
     def stop(self) -> None:
         serving.stop(self._server, self._thread)
+
+
+def shared_state(settings: Settings) -> tuple[DlpWindows | RedisWindows, Throttle]:
+    """DLP windows and throttles: in Redis when one is configured (every gateway counts in
+    the same windows), else in this process."""
+    if not settings.redis_url:
+        return DlpWindows(), Throttles()
+    client = connect(settings.redis_url)
+    return RedisWindows(client), RedisThrottles(client)
 
 
 def run_workers(settings: Settings, routes: Path | None, workers: int) -> None:

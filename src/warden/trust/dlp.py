@@ -23,7 +23,7 @@ from typing import Any
 
 from warden.trust.classify import Classification, classify, loads
 from warden.trust.events import TrustEvent, TrustEvents
-from warden.trust.windows import CLASSES, WINDOWS, DlpWindows
+from warden.trust.windows import CLASSES, WINDOWS, SharedStateUnavailable, Windows
 
 EXPORT_TOOL_WORDS = ("export", "dump", "download_all", "bulk", "backup")
 USUAL_WEIGHT = 0.1  # how fast an agent's usual record count follows what it gets
@@ -63,7 +63,7 @@ class Verdict:
 class Dlp:
     def __init__(
         self,
-        windows: DlpWindows,
+        windows: Windows,
         events: TrustEvents,
         *,
         bulk_records: int = 1000,
@@ -145,9 +145,12 @@ class Dlp:
         """Take an answer's records into the agent's windows, all or none: the reason it may
         not (a window it would pass), or None. Called last, once nothing else stops the
         answer, so records an agent never got are not counted against it."""
-        exceeded = self.windows.take(
-            agent, {c: found.count(c) for c in CLASSES}, window_limits(obligations)
-        )
+        try:
+            exceeded = self.windows.take(
+                agent, {c: found.count(c) for c in CLASSES}, window_limits(obligations)
+            )
+        except SharedStateUnavailable:
+            return "shared_state_unavailable"  # the windows cannot be kept: nothing passes
         if not exceeded:
             return None
         first = exceeded[0]

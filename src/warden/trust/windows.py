@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from warden.clock import utcnow
 from warden.policy.snapshot import Signal
@@ -53,6 +54,11 @@ class _Series:
         self.sums["hour"] += count
 
 
+class SharedStateUnavailable(Exception):
+    """The shared windows or throttles (Redis) could not be asked: what needs them is
+    refused."""
+
+
 @dataclass(frozen=True)
 class Exceeded:
     data_class: str
@@ -64,6 +70,17 @@ class Exceeded:
     @property
     def reason(self) -> str:
         return f"{self.data_class}_per_{self.window}"
+
+
+class Windows(Protocol):
+    """What DLP needs of its windows: in this process (:class:`DlpWindows`) or shared by
+    every gateway (:class:`warden.shared.redis_state.RedisWindows`)."""
+
+    def counts(self, agent: str) -> dict[str, int]: ...
+
+    def take(
+        self, agent: str, adding: Mapping[str, int], limits: Mapping[tuple[str, str], int]
+    ) -> list[Exceeded]: ...
 
 
 class DlpWindows(Mapping[str, Signal]):

@@ -1,0 +1,1 @@
+"""State every enforcement point must share, in Redis: DLP windows and throttles."""

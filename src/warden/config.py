@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # are not classified or counted, and policies see zero outbound records.
     dlp_enabled: bool = True
     dlp_allowed_hosts: list[str] = Field(default_factory=list)
+    # The plain-HTTP listener of /livez, /readyz and /metrics (0: a free port, logged).
+    metrics_host: str = "127.0.0.1"
+    gateway_metrics_port: int = Field(default=0, ge=0, le=65535)
+    api_metrics_port: int = Field(default=0, ge=0, le=65535)
     # Where the state every gateway shares lives (DLP windows, throttles), for example
     # redis://127.0.0.1:6379/0. Empty: each gateway process keeps its own (one process only).
     redis_url: str = ""

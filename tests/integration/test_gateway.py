@@ -287,9 +287,16 @@ def test_a_gateway_with_a_stale_feed_denies_everything(
             while client.get("/ledger/x").status_code != 200:
                 assert time.monotonic() < deadline, "the new agent never reached the gateway"
                 time.sleep(0.05)
+            ready = httpx.get(f"{gateway.probes_url}/readyz")
+            assert (ready.status_code, ready.text) == (200, "ready\n")
             plane.stop()
             time.sleep(1.5)
             stale = client.get("/ledger/x")
+            # A load balancer sees it too: alive, not ready, and why.
+            not_ready = httpx.get(f"{gateway.probes_url}/readyz")
+            assert not_ready.status_code == 503
+            assert not_ready.text.startswith("principal feed: principal feed ")
+            assert httpx.get(f"{gateway.probes_url}/livez").status_code == 200
         assert (stale.status_code, stale.json()["reason"]) == (503, "status_unavailable")
         assert recorded_in(authority, stale.json()["decision_id"]) == "deny"
     finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,7 @@ from warden.errors import WardenError
 from warden.identity.authority import IdentityAuthority
 from warden.identity.errors import CredentialRejected
 from warden.identity.verifier import CredentialVerifier
+from warden.metrics import Metrics
 from warden.policy.engine import PolicyEngine
 from warden.policy.model import Decision, DecisionRequest
 from warden.risk.engine import RiskEngine
@@ -81,10 +83,12 @@ class Gateway:
     dlp: Dlp | None = None  # data-loss checks on what goes out and what comes back
     region: str = ""  # where this gateway's agents are, for those without a region label
     risk: RiskEngine | None = None  # learns from every request, scores the next decision
+    metrics: Metrics = field(default_factory=lambda: Metrics("gateway"))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
+        started = time.perf_counter()
         incoming = await self._read(scope, receive)
         request: DecisionRequest | None = None
         try:
@@ -94,7 +98,9 @@ class Gateway:
                 await self.mcp.serve(send, route, incoming, receive)  # the same steps, per message
                 return
             request = self._describe(route, incoming)
+            deciding = time.perf_counter()
             decision = self.engine.decide(request)  # 3 decide
+            self.metrics.decide_seconds.labels("gateway").observe(time.perf_counter() - deciding)
             decision = self.reserve(decision, incoming.subject, route)  # 4 reserve
             try:
                 await self.record(decision, request)  # 5 record
@@ -117,6 +123,8 @@ class Gateway:
             await self._answer_refused(send, incoming, decision, refused)
             if request is not None:
                 observe(self, incoming, request, decision)
+        finally:
+            self.metrics.request_seconds.labels("gateway").observe(time.perf_counter() - started)
 
     # -- the steps -----------------------------------------------------------------------------
 
@@ -290,6 +298,7 @@ class Gateway:
     async def record(self, decision: Decision, request: DecisionRequest) -> None:
         """Make the decision durable; :class:`RecordFailed` when it cannot be (then nothing is
         forwarded, and the caller is answered 503)."""
+        self.metrics.decided(decision.decision)
         try:
             await self.recorder.record_async(decision, request, enforcement_point=self.spiffe_id)
         except WardenError as exc:

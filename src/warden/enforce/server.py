@@ -33,6 +33,7 @@ from warden.identity.authority import IdentityAuthority, open_authority
 from warden.identity.feed import PrincipalView
 from warden.identity.spiffe_id import SpiffeId
 from warden.identity.verifier import CredentialVerifier
+from warden.metrics import bound_port, probe_server, process_metrics
 from warden.policy.engine import PolicyEngine
 from warden.policy.setup import open_policy_engine
 from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
@@ -137,6 +138,11 @@ class GatewayServer:
                 lambda: authority.ca.bundle, status, clock_skew_s=settings.clock_skew_s
             ),
         )
+        self.metrics = process_metrics("gateway", status or authority.status, self.engine)
+        self.gateway.metrics = self.metrics
+        self.probes = probe_server(
+            self.metrics, settings.metrics_host, settings.gateway_metrics_port
+        )
         self.mcp = McpProxy(
             self.gateway, McpSessions(authority.store), self.pins, settings.mcp_max_event_bytes
         )
@@ -175,6 +181,11 @@ class GatewayServer:
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
 
+    @property
+    def probes_url(self) -> str:
+        """Where /livez, /readyz and /metrics are served (plain HTTP)."""
+        return f"http://{self.probes.config.host}:{bound_port(self.probes)}"
+
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve until stopped; ``sockets``: a listening socket shared by worker processes."""
         self._loop = asyncio.get_running_loop()
@@ -188,9 +199,13 @@ class GatewayServer:
             serving.every(HEALTH_POLL_S, self.health.refresh, "reassessing workload health"),
             serving.every(SAVE_EVERY_S, self.save_baselines, "saving risk baselines"),
         )
+        probes = asyncio.create_task(self.probes.serve())
         try:
             await self._server.serve(sockets=sockets)
         finally:
+            self.probes.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError, SystemExit):
+                await probes
             duties.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await duties
@@ -268,7 +283,11 @@ def run_workers(settings: Settings, routes: Path | None, workers: int) -> None:
         pid = os.fork()
         if pid == 0:  # the worker
             try:
-                authority = open_authority(settings)
+                base = settings.gateway_metrics_port  # one probe port per worker
+                port = base + len(children) if base else 0
+                authority = open_authority(
+                    settings.model_copy(update={"gateway_metrics_port": port})
+                )
                 server = GatewayServer(
                     authority,
                     routes=load_routes(routes) if routes else None,

@@ -195,6 +195,11 @@ class PrincipalView:
         return self._seq
 
     @property
+    def max_staleness_s(self) -> float:
+        """How old the view may be before it refuses to answer."""
+        return self._max_staleness
+
+    @property
     def age_s(self) -> float:
         """Seconds since the view last caught up with its feed."""
         return time.monotonic() - self._synced_at

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -54,6 +55,7 @@ class PolicyEngine:
         self._signals: dict[str, Mapping[str, Signal]] = {"risk": {}, "health": {}, "dlp": {}}
         self._live: set[str] = set()  # kinds read from a live source
         self.snapshot: PolicySnapshot | None = None
+        self.built_at = time.monotonic()
         self.shadow_snapshot: PolicySnapshot | None = None
         self.reload_agents()
         self.reload_work_orders()
@@ -129,6 +131,7 @@ class PolicyEngine:
         with self._lock:
             self.snapshot = self._snapshot(administrator.active, self._cache)
             self.shadow_snapshot = self._snapshot(administrator.shadow, self._shadow_cache)
+            self.built_at = time.monotonic()  # for the snapshot-age metric
 
     def _snapshot(self, bundle: CompiledBundle | None, cache: EntityCache) -> PolicySnapshot | None:
         if bundle is None:

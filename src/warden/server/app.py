@@ -31,6 +31,7 @@ from warden.identity.authority import IdentityAuthority
 from warden.identity.ca.authority import load_csr_public_key
 from warden.identity.errors import StatusUnavailable
 from warden.identity.registry import OperatorRole, Status
+from warden.metrics import Metrics
 from warden.policy.admin import AdminAuthorizer
 from warden.policy.engine import PolicyEngine
 from warden.risk.engine import RiskEngine
@@ -128,6 +129,7 @@ def create_app(
     recorder: DecisionRecorder | None = None,
     health: HealthBook | None = None,
     risk: RiskEngine | None = None,
+    metrics: Metrics | None = None,
 ) -> Any:
     """The ASGI application of the control plane, wrapped in its body-size limit."""
     app = FastAPI(title="Warden control plane", version=__version__, docs_url=None, redoc_url=None)
@@ -256,7 +258,7 @@ def create_app(
         allow(request, "operator.manage", ("Operator", name))
         return authority.operators.revoke(name).to_dict()
 
-    for router in _routers(authority, authorizer, engine, recorder, health, risk):
+    for router in _routers(authority, authorizer, engine, recorder, health, risk, metrics):
         app.include_router(router)
     limits = BodyLimit(
         app,
@@ -273,6 +275,7 @@ def _routers(
     recorder: DecisionRecorder | None,
     health: HealthBook | None,
     risk: RiskEngine | None,
+    metrics: Metrics | None,
 ) -> list[APIRouter]:
     """The control plane's other parts, those this process runs."""
     routers = [
@@ -284,7 +287,7 @@ def _routers(
     if health is not None:
         routers.append(health_router(authority, authorizer, health))
     if engine is not None and recorder is not None:
-        routers.append(decision_router(authority, authorizer, engine, recorder, risk))
+        routers.append(decision_router(authority, authorizer, engine, recorder, risk, metrics))
     if risk is not None:
         routers.append(risk_router(authority, authorizer, risk))
     if engine is not None:

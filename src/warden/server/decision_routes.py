@@ -8,6 +8,7 @@ Only registered enforcement points may ask (mTLS with their SVID); each decision
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from warden.audit.recorder import DecisionRecorder
 from warden.errors import AuditError
 from warden.identity.authority import IdentityAuthority
+from warden.metrics import Metrics
 from warden.policy.admin import AdminAuthorizer
 from warden.policy.engine import PolicyEngine
 from warden.policy.model import Decision, DecisionRequest, InvalidDecisionRequest
@@ -35,6 +37,7 @@ def decision_router(
     engine: PolicyEngine,
     recorder: DecisionRecorder,
     risk: RiskEngine | None = None,
+    metrics: Metrics | None = None,
 ) -> APIRouter:
     router = APIRouter()
 
@@ -46,7 +49,10 @@ def decision_router(
             decision_request = DecisionRequest.from_dict(body)
         except InvalidDecisionRequest as exc:
             raise HTTPException(400, {"error": exc.code, "message": exc.message}) from exc
+        started = time.perf_counter()
         decision = engine.reserve(engine.decide(decision_request))
+        if metrics is not None:
+            metrics.decided(decision.decision, time.perf_counter() - started)
         try:
             recorder.record(decision, decision_request, enforcement_point=enforcement_point)
         except AuditError as exc:

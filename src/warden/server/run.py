@@ -27,6 +27,7 @@ from warden.identity.authority import IdentityAuthority
 from warden.identity.ca.authority import BUNDLE_SEQUENCE_KEY
 from warden.identity.ca.keys import write_private_file
 from warden.identity.workload_api import WorkloadApi, WorkloadApiServer
+from warden.metrics import bound_port, probe_server, process_metrics
 from warden.policy.admin import AdminAuthorizer
 from warden.policy.setup import bundle_path, open_policy_engine
 from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
@@ -128,6 +129,10 @@ class ControlPlaneServer:
         self.risk, self._baselines = open_risk_engine(
             authority.store, self.policy, self.events, authority.ca.log_keys().fingerprint
         )
+        self.metrics = process_metrics("control-plane", authority.status, self.policy)
+        self.probes = probe_server(
+            self.metrics, authority.settings.metrics_host, authority.settings.api_metrics_port
+        )
         app = create_app(
             authority,
             authorizer or AdminAuthorizer(),
@@ -135,6 +140,7 @@ class ControlPlaneServer:
             self.log,
             self.health,
             self.risk,
+            self.metrics,
         )
         config = uvicorn.Config(
             app,
@@ -158,6 +164,11 @@ class ControlPlaneServer:
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
 
+    @property
+    def probes_url(self) -> str:
+        """Where /livez, /readyz and /metrics are served (plain HTTP)."""
+        return f"http://{self.probes.config.host}:{bound_port(self.probes)}"
+
     async def serve(self) -> None:
         """Serve until stopped, with the feed follower and SVID renewal beside it."""
         self._loop = asyncio.get_running_loop()
@@ -175,9 +186,13 @@ class ControlPlaneServer:
             serving.every(1.0, self.health.refresh, "reassessing workload health"),
             serving.every(SAVE_EVERY_S, self.save_baselines, "saving risk baselines"),
         )
+        probes = asyncio.create_task(self.probes.serve())
         try:
             await self._server.serve()
         finally:
+            self.probes.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError, SystemExit):
+                await probes
             self.policy.administrator.stop()
             await self.workload_api.stop()
             duties.cancel()

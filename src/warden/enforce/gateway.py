@@ -53,6 +53,7 @@ from warden.metrics import Metrics
 from warden.policy.engine import PolicyEngine
 from warden.policy.model import Decision, DecisionRequest
 from warden.risk.engine import RiskEngine
+from warden.shared.fence import FenceUnavailable
 from warden.trust.dlp import Dlp
 from warden.trust.windows import SharedStateUnavailable
 
@@ -201,10 +202,25 @@ class Gateway:
             raise Refused(401, "credential_malformed", str(exc)) from exc
         except WardenError as exc:  # status view stale, store down: fail closed
             raise Refused(503, exc.code, exc.message) from exc
+        fenced = self._fenced(str(credential.spiffe_id), credential.credential_id)
+        if fenced:
+            raise Refused(401, f"credential_{fenced}", "revoked (the fence saw it first)")
         incoming.subject = str(credential.spiffe_id)
         incoming.credential = credential
         if credential.spiffe_id.kind != "agent":
             raise Refused(403, "not_an_agent", "only agents call through the gateway")
+
+    def _fenced(self, spiffe_id: str, credential_id: str) -> str | None:
+        """Why the revocation fence refuses this credential (None: it does not, or there is
+        no fence, or Redis cannot say: then the principal feed alone bounds the delay)."""
+        fence = self.authority.fence
+        if fence is None:
+            return None
+        try:
+            return fence.check(spiffe_id, credential_id)
+        except FenceUnavailable as exc:
+            log.warning("revocation fence unavailable: %s", exc)
+            return None
 
     def _route(self, incoming: Incoming) -> Route:
         try:

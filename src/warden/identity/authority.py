@@ -14,6 +14,7 @@ from warden.identity.feed import FeedCredentialStatus
 from warden.identity.issuer import CredentialIssuer
 from warden.identity.registry import AgentRegistry, OperatorRegistry
 from warden.identity.verifier import CredentialVerifier
+from warden.shared.fence import RevocationFence
 from warden.store import Store, open_store
 
 
@@ -33,6 +34,7 @@ class IdentityAuthority:
     attestor: WorkloadAttestor
     containers: ContainerAttestor
     enforcement_points: EnforcementPointRegistry
+    fence: RevocationFence | None = None  # revocations in Redis before they commit
 
     @property
     def trust_domain(self) -> str:
@@ -48,10 +50,19 @@ class IdentityAuthority:
         ca = CertificateAuthority(store, keys, settings)
         status = FeedCredentialStatus(store, max_staleness_s=settings.feed_max_staleness_s)
         # Changes made in this process reach its own verifier at once; others' via the feed.
-        agents = AgentRegistry(store, ca.trust_domain, settings, on_change=status.catch_up)
+        fence = (
+            RevocationFence.from_url(settings.redis_url, ttl_s=fence_ttl(settings))
+            if settings.redis_url
+            else None
+        )
+        agents = AgentRegistry(
+            store, ca.trust_domain, settings, on_change=status.catch_up, fence=fence
+        )
         operators = OperatorRegistry(store, ca.trust_domain, on_change=status.catch_up)
         verifier = CredentialVerifier(lambda: ca.bundle, status, clock_skew_s=settings.clock_skew_s)
-        issuer = CredentialIssuer(ca, agents, operators, store, settings, on_change=status.catch_up)
+        issuer = CredentialIssuer(
+            ca, agents, operators, store, settings, on_change=status.catch_up, fence=fence
+        )
         launches = LaunchRegistry(store, agents)
         return cls(
             settings,
@@ -66,7 +77,14 @@ class IdentityAuthority:
             WorkloadAttestor(store, agents, launches),
             ContainerAttestor(store, agents),
             EnforcementPointRegistry(store, ca.trust_domain),
+            fence,
         )
+
+
+def fence_ttl(settings: Settings) -> int:
+    """How long a fence entry lasts: far past the time every gateway's feed has the change
+    (a gateway whose feed is older denies everything)."""
+    return max(60, int(30 * settings.feed_max_staleness_s))
 
 
 def file_key_manager(settings: Settings) -> FileKeyManager:

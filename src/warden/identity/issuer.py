@@ -19,6 +19,7 @@ from warden.identity.feed import append_change
 from warden.identity.registry import AgentRegistry, OperatorRegistry
 from warden.identity.spiffe_id import SpiffeId, validate_name
 from warden.identity.verifier import EPOCH_CLAIM
+from warden.shared.fence import RevocationFence
 from warden.store import Store, schema
 
 MAX_AUDIENCES = 16
@@ -44,8 +45,10 @@ class CredentialIssuer:
         store: Store,
         settings: Settings,
         on_change: Callable[[], object] | None = None,
+        fence: RevocationFence | None = None,
     ) -> None:
         self._on_change = on_change or (lambda: None)
+        self._fence = fence
         self._ca = ca
         self._agents = agents
         self._operators = operators
@@ -156,6 +159,8 @@ class CredentialIssuer:
         if kind not in ("x509", "jwt"):
             raise UntrustedInputError("kind must be x509 or jwt", code="invalid_kind")
         credential_id = credential_id.lower() if kind == "x509" else credential_id
+        if self._fence is not None:  # in Redis before it commits: no gateway lags it
+            self._fence.revoke_credential(credential_id)
         try:
             with self._store.begin() as conn:
                 conn.execute(

@@ -31,6 +31,7 @@ from warden.identity.errors import (
 )
 from warden.identity.feed import append_change
 from warden.identity.spiffe_id import SpiffeId, validate_name
+from warden.shared.fence import RevocationFence
 from warden.store import Store, schema
 
 Status = Literal["active", "disabled", "quarantined", "revoked"]
@@ -149,11 +150,13 @@ class AgentRegistry:
         trust_domain: str,
         settings: Settings,
         on_change: Callable[[], object] | None = None,
+        fence: RevocationFence | None = None,
     ) -> None:
         self._store = store
         self.trust_domain = trust_domain
         self._settings = settings
         self._on_change = on_change or (lambda: None)
+        self._fence = fence
 
     def register(
         self,
@@ -357,6 +360,8 @@ class AgentRegistry:
         ttl = max(self._settings.x509_svid_max_ttl_s, self._settings.jwt_svid_max_ttl_s)
         reusable_at = now + timedelta(seconds=ttl + self._settings.clock_skew_s)
         with self._store.begin() as conn:
+            if self._fence is not None:
+                self._fence.restrict(agent.spiffe_id, "deleted", agent.credential_epoch)
             conn.execute(schema.agents.delete().where(schema.agents.c.id == agent.id))
             conn.execute(
                 schema.retired_spiffe_ids.insert().values(
@@ -399,6 +404,8 @@ class AgentRegistry:
             if row.status not in allowed:
                 raise InvalidTransition(name, row.status, action)
             epoch = row.credential_epoch + 1 if bump else row.credential_epoch
+            if self._fence is not None:  # in Redis before it commits: no gateway lags it
+                self._fence.restrict(row.spiffe_id, target, epoch)
             conn.execute(
                 table.update()
                 .where(table.c.name == name)
@@ -417,6 +424,8 @@ class AgentRegistry:
                 epoch=epoch,
                 reason=f"{action}: {reason}" if reason else action,
             )
+        if self._fence is not None and target == "active":
+            self._fence.lift(row.spiffe_id)
         self._on_change()
         return self.get(name)
 

@@ -25,11 +25,10 @@ import redis
 from warden.clock import utcnow
 from warden.enforce.obligations import parse_throttle
 from warden.policy.snapshot import Signal
+from warden.shared.client import PREFIX, connect
 from warden.trust.windows import CLASSES, WINDOWS, Exceeded, SharedStateUnavailable
 
 log = logging.getLogger("warden.shared")
-PREFIX = "warden:"
-TIMEOUT_S = 0.25  # a request waits this long for Redis at most, then fails closed
 
 # KEYS: one hash per data class. ARGV: limit_minute, limit_hour, adding (per key, in order;
 # a limit < 0: none). Returns {} when taken, else {index, window, current} per limit passed.
@@ -103,16 +102,6 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
 return wait
 """
-
-
-def connect(url: str) -> redis.Redis:
-    """A client with short timeouts: a request never hangs on Redis."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=TIMEOUT_S,
-        socket_connect_timeout=TIMEOUT_S,
-        health_check_interval=30,
-    )
 
 
 class RedisWindows(Mapping[str, Signal]):

@@ -1,0 +1,90 @@
+"""The revocation fence: a revocation is in Redis before it is committed, and every gateway
+asks Redis at each request, so no request is decided after a revocation commits.
+
+The principal feed (sequenced in the store, followed by every gateway) stays the truth; it
+reaches a gateway within its poll interval. The fence closes that interval: the registry
+writes a principal's new restrictive status (disabled, revoked, quarantined, deleted) or a
+revoked credential here first, inside the transaction that commits it, and lifts a
+principal's entry only after an enable or release has committed. Entries expire after
+``ttl_s``, long after every gateway's feed has the change (a gateway whose feed is that far
+behind denies everything anyway).
+
+Failures: a fence that cannot be written does not stop a revocation (it commits, and reaches
+gateways through the feed); a gateway that cannot read the fence relies on the feed alone.
+The fence only ever restricts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+import redis
+
+from warden.shared.client import PREFIX, connect
+
+log = logging.getLogger("warden.shared")
+RESTRICTIVE = frozenset({"disabled", "revoked", "quarantined", "deleted"})
+
+
+class FenceUnavailable(Exception):
+    """Redis could not be asked."""
+
+
+class RevocationFence:
+    def __init__(self, client: redis.Redis, ttl_s: int = 300) -> None:
+        self.client = client
+        self.ttl_s = ttl_s
+
+    @classmethod
+    def from_url(cls, url: str, ttl_s: int = 300) -> RevocationFence:
+        return cls(connect(url), ttl_s)
+
+    @staticmethod
+    def _principal(spiffe_id: str) -> str:
+        return f"{PREFIX}fence:p:{spiffe_id}"
+
+    @staticmethod
+    def _credential(credential_id: str) -> str:
+        return f"{PREFIX}fence:c:{credential_id}"
+
+    # -- written by whoever revokes ------------------------------------------------------------
+
+    def restrict(self, spiffe_id: str, status: str, epoch: int) -> None:
+        """Before the commit: the principal is ``status`` from ``epoch`` on."""
+        if status in RESTRICTIVE:
+            self._set(self._principal(spiffe_id), f"{status}:{epoch}")
+
+    def revoke_credential(self, credential_id: str) -> None:
+        """Before the commit: one X.509 serial or JWT ``jti`` is revoked."""
+        self._set(self._credential(credential_id), "revoked")
+
+    def lift(self, spiffe_id: str) -> None:
+        """After an enable or release committed: the principal's entry no longer holds."""
+        try:
+            self.client.delete(self._principal(spiffe_id))
+        except redis.RedisError as exc:  # it expires; until then the agent stays fenced
+            log.warning("revocation fence not lifted for %s: %s", spiffe_id, exc)
+
+    def _set(self, key: str, value: str) -> None:
+        try:
+            self.client.set(key, value, ex=self.ttl_s)
+        except redis.RedisError as exc:
+            log.warning("revocation fence not written (%s): the feed alone carries it", exc)
+
+    # -- read by every gateway at each request -------------------------------------------------
+
+    def check(self, spiffe_id: str, credential_id: str) -> str | None:
+        """Why this credential is fenced off (a reason code), or None; raises
+        :class:`FenceUnavailable` when Redis cannot say."""
+        try:
+            found = self.client.mget([self._principal(spiffe_id), self._credential(credential_id)])
+            principal, credential = cast(list[bytes | None], found)
+        except redis.RedisError as exc:
+            raise FenceUnavailable(str(exc)) from exc
+        if credential is not None:
+            return "revoked"
+        if principal is None:
+            return None
+        status, _, _ = principal.decode().partition(":")
+        return f"principal_{status}"  # as the registry will say once the feed has it

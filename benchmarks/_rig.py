@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from tests.support.creds import write_svid
+from tests.support.creds import context_for, write_svid
 
 from warden.config import load_settings
 from warden.identity.authority import IdentityAuthority
@@ -22,6 +22,7 @@ from warden.identity.ca import CertificateAuthority, FileKeyManager
 from warden.store import open_store
 
 HERE = Path(__file__).parent
+__all__ = ["context_for", "write_svid"]  # for the other benchmarks
 
 
 def free_port() -> int:

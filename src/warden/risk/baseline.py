@@ -21,6 +21,7 @@ from typing import Any
 
 WINDOW_S = 600.0  # the recent history: ten minutes
 RATE_S = 60.0  # the rate is requests in the last minute
+BURST_S = 10.0  # and a burst, requests in the last ten seconds
 ALPHA = 0.02  # how fast a running statistic follows what it sees
 MAX_KEYS = 512  # targets, networks... remembered per agent (the rarest are forgotten)
 MAX_VALUES = 16  # fingerprints remembered per payment detail or destination
@@ -89,13 +90,15 @@ class Recent:
     records_held: int = 0  # sums over ``events``, kept as they change
     sensitive_held: int = 0
     denied_at: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_RECENT))
-    _minute_key: tuple[float, int, float] = (-1.0, 0, 0.0)
-    _minute: int = 0
+    minute: deque[float] = field(default_factory=deque)  # request times, the last minute
+    burst: deque[float] = field(default_factory=deque)  # and the last ten seconds
 
     def add(self, at: float, records: int, denied: bool, network: str, sensitive: int) -> None:
         if len(self.events) == self.events.maxlen:
             self._drop()
         self.events.append((at, records, denied, network, sensitive))
+        self.minute.append(at)
+        self.burst.append(at)
         if denied:
             self.denied_at.append(at)
         self.records_held += records
@@ -112,26 +115,19 @@ class Recent:
         self.sensitive_held -= sensitive
 
     def last_minute(self, now: float) -> int:
-        """Requests in the last minute (asked several times per request: remembered)."""
-        key = (now, len(self.events), self.events[-1][0] if self.events else 0.0)
-        if key == self._minute_key:
-            return self._minute
-        count = 0
-        for at, *_ in reversed(self.events):
-            if now - at > RATE_S:
-                break
-            count += 1
-        self._minute_key, self._minute = key, count
-        return count
+        """Requests in the last minute (kept apart, pruned as time passes: O(1) however fast
+        the agent calls)."""
+        minute = self.minute
+        while minute and now - minute[0] > RATE_S:
+            minute.popleft()
+        return len(minute)
 
-    def within(self, now: float, seconds: float) -> int:
-        """Requests in the last ``seconds`` (newest first: stops at the first older one)."""
-        count = 0
-        for at, *_ in reversed(self.events):
-            if now - at > seconds:
-                break
-            count += 1
-        return count
+    def in_burst(self, now: float) -> int:
+        """Requests in the last ten seconds (likewise kept apart)."""
+        burst = self.burst
+        while burst and now - burst[0] > BURST_S:
+            burst.popleft()
+        return len(burst)
 
     def records(self) -> int:
         return self.records_held

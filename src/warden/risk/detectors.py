@@ -109,7 +109,7 @@ def _rate(b: Baseline, obs: Observation, hour: int, found: list[Factor]) -> None
     bound = max(usual.mean + 3 * usual.std, 1.0)
     ratio = count / bound
     # The last ten seconds at the same pace for a minute: a scraper is seen in seconds.
-    burst = b.recent.within(obs.at, 10.0) + 1
+    burst = b.recent.in_burst(obs.at) + 1
     if burst >= 20 and burst * 6 / bound > ratio:
         ratio = burst * 6 / bound
         what = f"{burst} requests in ten seconds"

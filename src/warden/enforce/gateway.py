@@ -53,7 +53,7 @@ from warden.metrics import Metrics
 from warden.policy.engine import PolicyEngine
 from warden.policy.model import Decision, DecisionRequest
 from warden.risk.engine import RiskEngine
-from warden.shared.fence import FenceUnavailable
+from warden.shared.gate import SharedGate
 from warden.trust.dlp import Dlp
 from warden.trust.windows import SharedStateUnavailable
 
@@ -85,6 +85,7 @@ class Gateway:
     region: str = ""  # where this gateway's agents are, for those without a region label
     risk: RiskEngine | None = None  # learns from every request, scores the next decision
     metrics: Metrics = field(default_factory=lambda: Metrics("gateway"))
+    gate: SharedGate | None = None  # Redis: the revocation fence and shared DLP counts
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -94,6 +95,7 @@ class Gateway:
         request: DecisionRequest | None = None
         try:
             self._authenticate(scope, incoming)  # 1 authenticate
+            await self._shared(incoming)  # the revocation fence, shared counts
             route = self._route(incoming)  # 2 describe: the route, then the request
             if route.mcp is not None and self.mcp is not None:
                 await self.mcp.serve(send, route, incoming, receive)  # the same steps, per message
@@ -202,25 +204,20 @@ class Gateway:
             raise Refused(401, "credential_malformed", str(exc)) from exc
         except WardenError as exc:  # status view stale, store down: fail closed
             raise Refused(503, exc.code, exc.message) from exc
-        fenced = self._fenced(str(credential.spiffe_id), credential.credential_id)
-        if fenced:
-            raise Refused(401, f"credential_{fenced}", "revoked (the fence saw it first)")
         incoming.subject = str(credential.spiffe_id)
         incoming.credential = credential
         if credential.spiffe_id.kind != "agent":
             raise Refused(403, "not_an_agent", "only agents call through the gateway")
 
-    def _fenced(self, spiffe_id: str, credential_id: str) -> str | None:
-        """Why the revocation fence refuses this credential (None: it does not, or there is
-        no fence, or Redis cannot say: then the principal feed alone bounds the delay)."""
-        fence = self.authority.fence
-        if fence is None:
-            return None
-        try:
-            return fence.check(spiffe_id, credential_id)
-        except FenceUnavailable as exc:
-            log.warning("revocation fence unavailable: %s", exc)
-            return None
+    async def _shared(self, incoming: Incoming) -> None:
+        """The revocation fence and the agent's DLP counts, in one asynchronous round trip to
+        Redis (when there is one): a credential revoked a moment ago is refused here, before
+        the gateway's feed has the change."""
+        if self.gate is None or incoming.credential is None:
+            return
+        view = await self.gate.look(incoming.subject, incoming.credential.credential_id)
+        if view is not None and view.fenced:
+            raise Refused(401, f"credential_{view.fenced}", "revoked (the fence saw it first)")
 
     def _route(self, incoming: Incoming) -> Route:
         try:

@@ -38,6 +38,7 @@ from warden.policy.engine import PolicyEngine
 from warden.policy.setup import open_policy_engine
 from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
 from warden.server.run import ServerCredentials, write_server_credentials
+from warden.shared.gate import SharedGate
 from warden.shared.redis_state import RedisThrottles, RedisWindows, connect
 from warden.transport import serving
 from warden.transport.loop import freeze_startup_heap
@@ -132,6 +133,7 @@ class GatewayServer:
             region=settings.gateway_region,
             risk=self.risk,
             throttles=throttles,
+            gate=SharedGate(settings.redis_url) if settings.redis_url else None,
             verifier=None
             if status is None
             else CredentialVerifier(
@@ -210,6 +212,8 @@ class GatewayServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await duties
             await self.gateway.upstreams.close()
+            if self.gateway.gate is not None:
+                await self.gateway.gate.close()
             await asyncio.to_thread(self.save_baselines)
             await asyncio.to_thread(self.recorder.close)  # what waits is written, then sealed
 

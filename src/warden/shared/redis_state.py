@@ -171,7 +171,13 @@ class RedisWindows(Mapping[str, Signal]):
         return signal
 
     def get(self, agent: str, default: Any = None) -> Any:
-        """The agent's counts, or ``default`` when Redis cannot say (unknown, never zero)."""
+        """The agent's counts, or ``default`` when Redis cannot say (unknown, never zero).
+        A gateway's request has them already (:mod:`warden.shared.gate`)."""
+        from warden.shared.gate import PREFETCHED
+
+        prefetched = PREFETCHED.get()
+        if prefetched is not None and prefetched[0] == agent:
+            return Signal(prefetched[1], utcnow())
         try:
             return Signal(self.counts(agent), utcnow())
         except SharedStateUnavailable as exc:

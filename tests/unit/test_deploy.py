@@ -60,7 +60,7 @@ def test_compose_services_are_warden_commands_with_real_settings(
     services = compose()["services"]
     assert {"postgres", "redis", "control-plane", "gateway-1", "gateway-2"} <= set(services)
     names = set()
-    for name, service in services.items():
+    for service in services.values():
         if service.get("image") != "warden:0.1.0":
             continue
         args = service["command"]

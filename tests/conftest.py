@@ -7,10 +7,9 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from tests.support.postgres import PostgresCluster, start_cluster
+from tests.support.postgres import PostgresCluster, fresh_database, start_cluster
 from tests.support.redis import RedisServer, start_redis
 from warden.config import Settings, load_settings
 from warden.identity.authority import IdentityAuthority
@@ -56,10 +55,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def _fresh_pg_database(cluster: PostgresCluster) -> str:
-    name = f"warden_test_{next(_db_counter)}"
-    with psycopg.connect(cluster.dsn().replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return cluster.dsn(name)
+    return fresh_database(cluster, f"warden_test_{next(_db_counter)}")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

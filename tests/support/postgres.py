@@ -37,6 +37,7 @@ class PostgresCluster:
     directory: Path
     port: int
     user: str
+    options: str = ""
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
@@ -45,6 +46,34 @@ class PostgresCluster:
         if os.geteuid() == 0:
             return ["runuser", "-u", self.user, "--", *args]
         return args
+
+    def restart(self, mode: str = "immediate") -> None:
+        """Stop (``immediate``: a crash, no shutdown checkpoint) and start again."""
+        data = str(self.directory / "data")
+        subprocess.run(
+            self._as_owner([_bin("pg_ctl"), "-D", data, "-m", mode, "stop"]),
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            self._as_owner(
+                [
+                    _bin("pg_ctl"),
+                    "-D",
+                    data,
+                    "-o",
+                    self.options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    str(self.directory / "log"),
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     def stop(self) -> None:
         subprocess.run(
@@ -57,7 +86,17 @@ class PostgresCluster:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_cluster() -> PostgresCluster:
+def fresh_database(cluster: PostgresCluster, name: str) -> str:
+    """A new, empty database on ``cluster``; its SQLAlchemy URL."""
+    import psycopg
+
+    with psycopg.connect(cluster.dsn().replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return cluster.dsn(name)
+
+
+def start_cluster(*, durable: bool = False) -> PostgresCluster:
+    """``durable``: fsync and synchronous commits on, for tests that crash the server."""
     root = Path(tempfile.mkdtemp(prefix="warden-pg-"))
     user = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
     cluster = PostgresCluster(root, _free_port(), user)
@@ -71,11 +110,12 @@ def start_cluster() -> PostgresCluster:
         check=True,
         capture_output=True,
     )
+    fast = "" if durable else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
     options = (
-        f"-c listen_addresses=127.0.0.1 -c port={cluster.port} -c fsync=off "
-        f"-c synchronous_commit=off -c full_page_writes=off "
+        f"-c listen_addresses=127.0.0.1 -c port={cluster.port} {fast}"
         f"-c unix_socket_directories={root} -c max_connections=200"
     )
+    cluster.options = options
     subprocess.run(
         cluster._as_owner(
             [

@@ -35,7 +35,7 @@ from warden.identity.spiffe_id import SpiffeId
 from warden.identity.verifier import CredentialVerifier
 from warden.metrics import bound_port, probe_server, process_metrics
 from warden.policy.engine import PolicyEngine
-from warden.policy.setup import open_policy_engine
+from warden.policy.setup import bundle_path, open_policy_engine
 from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
 from warden.server.run import ServerCredentials, write_server_credentials
 from warden.shared.gate import SharedGate
@@ -51,6 +51,7 @@ from warden.trust.windows import DlpWindows
 
 log = logging.getLogger("warden.gateway")
 FEED_POLL_S = 0.05
+WORK_ORDER_POLL_S = 1.0
 PIN_POLL_S = 1.0
 HEALTH_POLL_S = 1.0
 
@@ -191,6 +192,9 @@ class GatewayServer:
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve until stopped; ``sockets``: a listening socket shared by worker processes."""
         self._loop = asyncio.get_running_loop()
+        # Another process (the control plane, an operator) may change the bundle or the work
+        # orders in the shared store: this gateway follows both.
+        self.engine.administrator.watch(bundle_path(self.authority))
         duties = asyncio.gather(
             serving.every(
                 FEED_POLL_S, self.authority.status.catch_up, "following the principal feed"
@@ -200,12 +204,16 @@ class GatewayServer:
             serving.every(PIN_POLL_S, self.pins.refresh, "reloading held MCP tools"),
             serving.every(HEALTH_POLL_S, self.health.refresh, "reassessing workload health"),
             serving.every(SAVE_EVERY_S, self.save_baselines, "saving risk baselines"),
+            serving.every(
+                WORK_ORDER_POLL_S, self.engine.reload_work_orders, "reloading work orders"
+            ),
         )
         probes = asyncio.create_task(self.probes.serve())
         try:
             await self._server.serve(sockets=sockets)
         finally:
             self.probes.should_exit = True
+            self.engine.administrator.stop()
             with contextlib.suppress(asyncio.CancelledError, SystemExit):
                 await probes
             duties.cancel()

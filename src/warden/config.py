@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     gateway_metrics_port: int = Field(default=0, ge=0, le=65535)
     api_metrics_port: int = Field(default=0, ge=0, le=65535)
+    # A gateway in its own process may follow the control plane (https://host:8443) for the
+    # principal feed and the policy bundle, instead of the store; past this age without the
+    # control plane confirming it, the bundle is too old to decide with.
+    control_plane_url: str = ""
+    policy_max_age_s: float = Field(default=30.0, ge=1, le=3600)
     # Where the state every gateway shares lives (DLP windows, throttles), for example
     # redis://127.0.0.1:6379/0. Empty: each gateway process keeps its own (one process only).
     redis_url: str = ""

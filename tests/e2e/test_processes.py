@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.postgres
 
 EHR = {"domain": "healthcare", "classification": "phi", "region": "eu"}
 CRM = {"domain": "finance", "classification": "pii"}
+ROOT = Path(__file__).parent.parent.parent
 
 
 def free_port() -> int:
@@ -64,6 +66,8 @@ class Deployment:
     store: Store
     upstream: Upstream
     plane_url: str = ""
+    follower_url: str = ""
+    bundle: Path = Path()
     gateway_urls: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -126,7 +130,14 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             }
         )
     )
-    env = {**os.environ, "WARDEN_DATABASE_URL": database, "WARDEN_REDIS_URL": redis.url}
+    bundle = root / "bundle"
+    shutil.copytree(ROOT / "policies" / "default", bundle)
+    env = {
+        **os.environ,
+        "WARDEN_DATABASE_URL": database,
+        "WARDEN_REDIS_URL": redis.url,
+        "WARDEN_POLICY_BUNDLE": str(bundle),
+    }
     warden = [sys.executable, "-m", "warden.cli.main", "--state-dir", str(settings.state_dir)]
     made = Deployment(root, cluster, redis, authority, store, upstream)
     try:
@@ -150,6 +161,25 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             made.gateway_urls.append(f"https://localhost:{port}")
             wait_for(port, gateway)
         wait_for(plane_port, plane)
+        # A third gateway follows the control plane for the feed and the bundle, with short
+        # bounds for the test.
+        port = free_port()
+        follower = subprocess.Popen(
+            [*warden, "gateway", "--routes", str(routes), "--host", "127.0.0.1",
+             "--port", str(port)],
+            env={
+                **env,
+                "WARDEN_GATEWAY_NAME": "gateway-follower",
+                "WARDEN_CONTROL_PLANE_URL": made.plane_url,
+                "WARDEN_POLICY_MAX_AGE_S": "3",
+                "WARDEN_FEED_MAX_STALENESS_S": "3",
+            },
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        made.processes.append(follower)
+        made.follower_url = f"https://localhost:{port}"
+        made.bundle = bundle
+        wait_for(port, follower)
         yield made
     finally:
         for process in made.processes:
@@ -312,3 +342,36 @@ def test_redis_gone_sensitive_data_stops_the_rest_goes_on(deployment: Deployment
         for client in clients:
             client.close()
         deployment.redis.start()
+
+
+def test_a_following_gateway_takes_new_bundles_and_outlives_the_control_plane_by_its_bound(
+    deployment: Deployment,
+) -> None:
+    creds = deployment.creds("follow-bot", ["finance"])
+    reader = LogReader(deployment.store)
+    with deployment.client(creds, deployment.follower_url) as client:
+        first = until(lambda: (r := client.get("/ledger/x")).status_code == 200 and r)
+        entry = reader.decision(first.headers["x-warden-decision-id"])
+        assert entry is not None
+        before = entry["policy_revision"]
+        # An operator raises the bundle's version: the control plane activates it, the
+        # following gateway pulls it.
+        manifest = deployment.bundle / "manifest.yaml"
+        manifest.write_text(manifest.read_text().replace("version: 4", "version: 5"))
+
+        def revised() -> bool:
+            answer = client.get("/ledger/x")
+            found = reader.decision(answer.headers["x-warden-decision-id"])
+            return found is not None and found["policy_revision"] != before
+
+        until(revised, 15, 0.2)
+        # The control plane goes: the last good bundle and feed hold until their bound...
+        plane = deployment.processes[0]
+        plane.kill()
+        plane.wait()
+        gone = time.monotonic()
+        assert client.get("/ledger/x").status_code == 200
+        # ... then everything is refused.
+        refused = until(lambda: (r := client.get("/ledger/x")).status_code != 200 and r, 10)
+        assert time.monotonic() - gone >= 2.5
+        assert refused.json()["reason"] in {"status_unavailable", "policy_snapshot_stale"}

@@ -243,3 +243,17 @@ def test_decisions_asked_for_are_learned_and_the_risk_is_readable(plane: Plane) 
     assert baseline["requests"] == 4 and baseline["learned"] is False
     assert baseline["targets"] == ["Endpoint:crm/customers"]
     assert baseline["networks"] == ["127.0.4.0/24"]
+
+
+def test_gateways_pull_the_active_bundle_and_agents_may_not(plane: Plane) -> None:
+    with plane.client("svc", "gateway-7") as gateway:
+        pulled = gateway.get("/v1/feed/policy")
+        assert pulled.status_code == 200, pulled.text
+        body = pulled.json()
+        assert body["name"] == "warden-default" and "manifest.yaml" in body["files"]
+        same = gateway.get("/v1/feed/policy", params={"known": body["revision"], "wait": 0.3})
+        assert same.json() == {"revision": body["revision"], "unchanged": True}
+        too_long = gateway.get("/v1/feed/policy", params={"wait": 600})
+        assert too_long.status_code == 422
+    with plane.client("agent", "crm-bot") as agent:
+        assert agent.get("/v1/feed/policy").status_code == 403

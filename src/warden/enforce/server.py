@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import threading
 from pathlib import Path
 
@@ -26,11 +27,13 @@ from warden.enforce.mcp.pins import ToolPins
 from warden.enforce.mcp.proxy import McpProxy
 from warden.enforce.mcp.sessions import McpSessions
 from warden.enforce.obligations import Throttle, Throttles
+from warden.enforce.policy_follower import PolicyFollower
 from warden.enforce.routes import RouteTable, load_routes
 from warden.enforce.upstream_client import UpstreamPool, upstream_ssl_context
 from warden.errors import ConfigError
 from warden.identity.authority import IdentityAuthority, open_authority
 from warden.identity.feed import PrincipalView
+from warden.identity.feed_client import HttpFeedFollower
 from warden.identity.spiffe_id import SpiffeId
 from warden.identity.verifier import CredentialVerifier
 from warden.metrics import bound_port, probe_server, process_metrics
@@ -43,7 +46,7 @@ from warden.shared.redis_state import RedisThrottles, RedisWindows, connect
 from warden.transport import serving
 from warden.transport.loop import freeze_startup_heap
 from warden.transport.loop import run as run_loop
-from warden.transport.uvicorn_mtls import bounded_protocol, server_ssl_context
+from warden.transport.uvicorn_mtls import bounded_protocol, client_ssl_context, server_ssl_context
 from warden.trust.dlp import Dlp
 from warden.trust.events import TrustEvents
 from warden.trust.health import HealthBook, health_rules
@@ -91,6 +94,29 @@ class GatewayServer:
             self.host,
             name=settings.gateway_name,
         )
+        # Following the control plane: the principal feed and the policy bundle come from it,
+        # over mTLS with this gateway's SVID.
+        self.policy_follower: PolicyFollower | None = None
+        self._control_context: ssl.SSLContext | None = None
+        if settings.control_plane_url:
+            self._control_context = client_ssl_context(
+                ca_file=self.credentials.ca_file,
+                certfile=self.credentials.certfile,
+                keyfile=self.credentials.keyfile,
+            )
+            if status is None:
+                status = HttpFeedFollower(
+                    settings.control_plane_url,
+                    self._control_context,
+                    max_staleness_s=settings.feed_max_staleness_s,
+                ).start()
+            self.policy_follower = PolicyFollower(
+                settings.control_plane_url,
+                self._control_context,
+                self.engine,
+                settings.policy_max_age_s,
+            ).start()
+        self.status = status
         self._server_context = server_ssl_context(
             certfile=self.credentials.certfile,
             keyfile=self.credentials.keyfile,
@@ -194,7 +220,8 @@ class GatewayServer:
         self._loop = asyncio.get_running_loop()
         # Another process (the control plane, an operator) may change the bundle or the work
         # orders in the shared store: this gateway follows both.
-        self.engine.administrator.watch(bundle_path(self.authority))
+        if self.policy_follower is None:
+            self.engine.administrator.watch(bundle_path(self.authority))
         duties = asyncio.gather(
             serving.every(
                 FEED_POLL_S, self.authority.status.catch_up, "following the principal feed"
@@ -214,6 +241,10 @@ class GatewayServer:
         finally:
             self.probes.should_exit = True
             self.engine.administrator.stop()
+            if self.policy_follower is not None:
+                self.policy_follower.stop()
+            if isinstance(self.status, HttpFeedFollower):
+                self.status.stop()
             with contextlib.suppress(asyncio.CancelledError, SystemExit):
                 await probes
             duties.cancel()
@@ -252,6 +283,8 @@ class GatewayServer:
         def swap() -> None:
             self._server_context.load_cert_chain(certfile, keyfile)
             self._upstream_context.load_cert_chain(certfile, keyfile)
+            if self._control_context is not None:
+                self._control_context.load_cert_chain(certfile, keyfile)
             self.gateway.signer = signer
 
         serving.on_loop(self._loop, swap)

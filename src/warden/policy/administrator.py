@@ -56,6 +56,16 @@ class PolicyAdministrator:
         """Everything activation checks except the version: signature, parse, schema, tests."""
         try:
             files = BundleFiles.read(path)
+        except WardenError as exc:
+            raise BundleRejected(str(path), exc.message) from exc
+        except OSError as exc:
+            raise BundleRejected(str(path), f"cannot read: {exc}") from exc
+        return self.check_files(files)
+
+    def check_files(self, files: BundleFiles) -> CompiledBundle:
+        """:meth:`check` for files already read (a bundle pulled from the control plane)."""
+        path = files.source
+        try:
             if self._require_signature or files.files.get("bundle.sig") is not None:
                 if not self._trusted and self._require_signature:
                     raise BundleRejected(files.source, "signatures required, no trusted key")
@@ -65,9 +75,7 @@ class PolicyAdministrator:
         except BundleRejected:
             raise
         except WardenError as exc:
-            raise BundleRejected(str(path), exc.message) from exc
-        except OSError as exc:
-            raise BundleRejected(str(path), f"cannot read: {exc}") from exc
+            raise BundleRejected(path, exc.message) from exc
         failed = [r for r in run_bundle_tests(bundle) if not r.passed]
         if failed:
             first = failed[0]
@@ -81,9 +89,17 @@ class PolicyAdministrator:
     def activate(self, path: Path) -> CompiledBundle:
         """Make the bundle at ``path`` active, or raise :class:`BundleRejected` and keep the
         current one."""
+        return self._activate(str(path), lambda: self.check(path))
+
+    def activate_files(self, files: BundleFiles) -> CompiledBundle:
+        """:meth:`activate` for files already read (a bundle pulled from the control plane):
+        the same signature, schema, test and no-rollback checks."""
+        return self._activate(files.source, lambda: self.check_files(files))
+
+    def _activate(self, path: str, check: Callable[[], CompiledBundle]) -> CompiledBundle:
         with self._lock:
             try:
-                bundle = self.check(path)
+                bundle = check()
                 if self.active is not None and bundle.revision == self.active.revision:
                     return self.active  # the same bundle: nothing to do
                 self._claim(bundle)

@@ -123,6 +123,7 @@ class CompiledBundle:
     tests: dict[str, bytes] = field(default_factory=dict)
     signature: bytes | None = None
     source: str = ""
+    files: dict[str, bytes] = field(default_factory=dict, repr=False)  # as read, to hand on
 
     @property
     def empty(self) -> bool:
@@ -170,6 +171,7 @@ def compile_bundle(files: BundleFiles) -> CompiledBundle:
         },
         signature=files.files.get(SIGNATURE_FILE),
         source=files.source,
+        files=dict(files.files),
     )
 
 

@@ -56,6 +56,9 @@ class PolicyEngine:
         self._live: set[str] = set()  # kinds read from a live source
         self.snapshot: PolicySnapshot | None = None
         self.built_at = time.monotonic()
+        # Where the bundle comes from another process: why it is too old to decide with
+        # (None: it is fresh). Every decision is refused while it says so.
+        self.freshness: Callable[[], str | None] | None = None
         self.shadow_snapshot: PolicySnapshot | None = None
         self.reload_agents()
         self.reload_work_orders()
@@ -153,7 +156,9 @@ class PolicyEngine:
         """Decide with the active bundle; compare with the shadow bundle, never enforcing it."""
         snapshot = self.snapshot
         if snapshot is None:
-            return _no_bundle()
+            return _refused("no_policies", "no policy bundle is active")
+        if self.freshness is not None and (stale := self.freshness()):
+            return _refused("policy_snapshot_stale", stale)  # the last good one is too old
         now = self.clock()
         decision = decide(request, snapshot, now=now)
         shadow = self.shadow_snapshot
@@ -219,11 +224,11 @@ class PolicyEngine:
             log.warning("cannot record a shadow flip: %s", exc)
 
 
-def _no_bundle() -> Decision:
+def _refused(policy: str, why: str) -> Decision:
     return Decision(
         decision_id=new_decision_id(),
         decision="deny",
-        reasons=(Reason("no_policies", "forbid", "no policy bundle is active"),),
+        reasons=(Reason(policy, "forbid", why),),
         obligations=(),
         risk={"score": 1000, "level": "unknown", "factors": []},
         policy_revision="",

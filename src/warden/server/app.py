@@ -39,7 +39,7 @@ from warden.server.attestation_routes import attestation_router
 from warden.server.audit_routes import audit_router
 from warden.server.auth import require
 from warden.server.decision_routes import decision_router
-from warden.server.feed_routes import feed_router
+from warden.server.feed_routes import feed_router, policy_feed_router
 from warden.server.health_routes import health_router
 from warden.server.limits import BodyLimit
 from warden.server.mcp_routes import mcp_router
@@ -292,6 +292,7 @@ def _routers(
         routers.append(risk_router(authority, authorizer, risk))
     if engine is not None:
         routers.append(policy_router(authority, authorizer, engine))
+        routers.append(policy_feed_router(authority, authorizer, engine))
     return routers
 
 

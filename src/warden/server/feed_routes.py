@@ -9,6 +9,7 @@ followers' heartbeat.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from typing import Annotated, Any
 
@@ -18,10 +19,12 @@ from starlette.concurrency import run_in_threadpool
 from warden.identity.authority import IdentityAuthority
 from warden.identity.feed import FeedEntry, PrincipalView, read_entries, read_snapshot
 from warden.policy.admin import AdminAuthorizer
+from warden.policy.engine import PolicyEngine
 from warden.server.auth import require
 
 CONTROL_PLANE = ("ControlPlane", "warden")
 MAX_WAIT_S = 25.0
+POLICY_POLL_S = 0.2  # how often a long poll looks for a new active bundle
 
 
 class FeedNotifier:
@@ -80,5 +83,37 @@ def feed_router(authority: IdentityAuthority, authorizer: AdminAuthorizer) -> AP
             await notifier.wait_beyond(after, wait)
             found = await run_in_threadpool(read_entries, authority.store, after, limit)
         return {"entries": [e.to_dict() for e in found], "last": found[-1].seq if found else after}
+
+    return router
+
+
+def policy_feed_router(
+    authority: IdentityAuthority, authorizer: AdminAuthorizer, engine: PolicyEngine
+) -> APIRouter:
+    """The active policy bundle, for gateways that pull it: long-polled on its revision, so a
+    new bundle reaches every gateway within a poll, and an answer (changed or not) tells the
+    gateway the control plane is there (its snapshot is fresh)."""
+    router = APIRouter()
+
+    @router.get("/v1/feed/policy")
+    async def active_bundle(
+        request: Request,
+        known: Annotated[str, Query(max_length=128)] = "",
+        wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0.0,
+    ) -> dict[str, Any]:
+        await run_in_threadpool(require, request, authority, authorizer, "feed.read", CONTROL_PLANE)
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            bundle = engine.administrator.active
+            if bundle is not None and bundle.revision != known:
+                return {
+                    "name": bundle.name,
+                    "version": bundle.version,
+                    "revision": bundle.revision,
+                    "files": {n: base64.b64encode(d).decode() for n, d in bundle.files.items()},
+                }
+            if asyncio.get_running_loop().time() >= deadline:
+                return {"revision": bundle.revision if bundle else "", "unchanged": True}
+            await asyncio.sleep(POLICY_POLL_S)
 
     return router

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # principal feed and the policy bundle, instead of the store; past this age without the
     # control plane confirming it, the bundle is too old to decide with.
     control_plane_url: str = ""
+    # Names other hosts reach this process by (a Service, a Compose service), put in its
+    # server certificate beside localhost and 127.0.0.1.
+    server_names: list[str] = Field(default_factory=list)
     policy_max_age_s: float = Field(default=30.0, ge=1, le=3600)
     # Where the state every gateway shares lives (DLP windows, throttles), for example
     # redis://127.0.0.1:6379/0. Empty: each gateway process keeps its own (one process only).

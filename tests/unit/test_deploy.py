@@ -60,6 +60,8 @@ def test_compose_services_are_warden_commands_with_real_settings(
     services = compose()["services"]
     assert {"postgres", "redis", "control-plane", "gateway-1", "gateway-2"} <= set(services)
     names = set()
+    plane_names: list[str] = []
+    gateways_reach: set[str] = set()
     for service in services.values():
         if service.get("image") != "warden:0.1.0":
             continue
@@ -74,14 +76,19 @@ def test_compose_services_are_warden_commands_with_real_settings(
         if args[0] == "serve":
             listening = {int(option_value(args, "--port") or 0), settings.api_metrics_port}
             assert listening == published
+            plane_names = settings.server_names
         if args[0] == "gateway":
             listening = {int(option_value(args, "--port") or 0), settings.gateway_metrics_port}
             assert listening == published
             names.add(settings.gateway_name)
+            plane = urlparse(settings.control_plane_url)
+            assert plane.hostname == "control-plane" and plane.port == 8443
+            gateways_reach.add(plane.hostname or "")
             assert option_value(args, "--routes") in {
                 v.split(":")[1] for v in service["volumes"]
             }, "the route file is mounted where the gateway reads it"
     assert len(names) == 2, "each gateway has a name (and an SVID) of its own"
+    assert gateways_reach <= set(plane_names), "the control plane's certificate names it so"
     host_ports = [p.split(":")[0] for s in services.values() for p in s.get("ports", [])]
     assert len(host_ports) == len(set(host_ports)), "no host port published twice"
 
@@ -121,6 +128,8 @@ def test_kubernetes_deployments_probe_and_serve_what_warden_listens_on(
         with monkeypatch.context() as patch:
             settings = check_environment(env, tmp_path, patch)
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        if args[0] == "serve":
+            assert "warden-control-plane" in settings.server_names
         main_port = int(option_value(args, "--port") or 0)
         metrics_port = (
             settings.api_metrics_port if args[0] == "serve" else settings.gateway_metrics_port
@@ -141,5 +150,8 @@ def test_kubernetes_deployments_probe_and_serve_what_warden_listens_on(
                     assert port["targetPort"] in ports, "a Service targets a named port"
     gateway = next(d for d in deployments if d["metadata"]["name"] == "warden-gateway")
     (container,) = gateway["spec"]["template"]["spec"]["containers"]
+    plane = next(e for e in container["env"] if e["name"] == "WARDEN_CONTROL_PLANE_URL")
+    assert urlparse(plane["value"]).hostname in {s["metadata"]["name"] for s in services}
+    assert urlparse(plane["value"]).port == 8443
     name = next(e for e in container["env"] if e["name"] == "WARDEN_GATEWAY_NAME")
     assert name["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"  # one SVID per pod

@@ -69,7 +69,7 @@ def write_server_credentials(
 ) -> ServerCredentials:
     """Issue a Warden server's SVID (``svc/<name>``) and write it (key 0600) into
     ``directory``."""
-    dns = ["localhost"]
+    dns = ["localhost", *authority.settings.server_names]
     ips = ["127.0.0.1"]
     try:
         ipaddress.ip_address(host)

@@ -48,13 +48,29 @@ def free_port() -> int:
 def wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        assert process.poll() is None, f"the process on {port} exited"
+        if process.poll() is not None:
+            raise AssertionError(f"the process on {port} exited: {_logged(process)}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"nothing listens on {port}")
+
+
+LOGS: dict[int, Path] = {}  # process id -> where its output goes
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    LOGS[process.pid] = log
+    return process
+
+
+def _logged(process: subprocess.Popen[bytes]) -> str:
+    log = LOGS.get(process.pid)
+    return log.read_text(errors="replace")[-2000:] if log is not None and log.exists() else ""
 
 
 @dataclass
@@ -142,20 +158,20 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     made = Deployment(root, cluster, redis, authority, store, upstream)
     try:
         plane_port = free_port()
-        plane = subprocess.Popen(
+        plane = start(
             [*warden, "serve", "--host", "127.0.0.1", "--port", str(plane_port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
+            env,
+            root / "control-plane.log",
         )
         made.processes.append(plane)
         made.plane_url = f"https://localhost:{plane_port}"
         for i in range(2):
             port = free_port()
-            gateway = subprocess.Popen(
+            gateway = start(
                 [*warden, "gateway", "--routes", str(routes), "--host", "127.0.0.1",
                  "--port", str(port)],
-                env={**env, "WARDEN_GATEWAY_NAME": f"gateway-{i}"},
-                stdout=subprocess.DEVNULL,
+                {**env, "WARDEN_GATEWAY_NAME": f"gateway-{i}"},
+                root / f"gateway-{i}.log",
             )  # fmt: skip
             made.processes.append(gateway)
             made.gateway_urls.append(f"https://localhost:{port}")
@@ -164,17 +180,17 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         # A third gateway follows the control plane for the feed and the bundle, with short
         # bounds for the test.
         port = free_port()
-        follower = subprocess.Popen(
+        follower = start(
             [*warden, "gateway", "--routes", str(routes), "--host", "127.0.0.1",
              "--port", str(port)],
-            env={
+            {
                 **env,
                 "WARDEN_GATEWAY_NAME": "gateway-follower",
                 "WARDEN_CONTROL_PLANE_URL": made.plane_url,
                 "WARDEN_POLICY_MAX_AGE_S": "3",
                 "WARDEN_FEED_MAX_STALENESS_S": "3",
             },
-            stdout=subprocess.DEVNULL,
+            root / "gateway-follower.log",
         )  # fmt: skip
         made.processes.append(follower)
         made.follower_url = f"https://localhost:{port}"

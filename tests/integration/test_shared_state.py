@@ -204,3 +204,20 @@ def _patients(count: int) -> bytes:
             for i in range(count)
         ]
     ).encode()
+
+
+def test_risk_raised_on_one_gateway_restricts_the_agent_on_the_other(
+    two: TwoGateways, redis_server: RedisServer
+) -> None:
+    assert two.get(1, "/ehr/one").status_code == 200
+    two.gateways[0].risk.flag(AGENT, 700, "reported by the security team")
+    denied = two.get(1, "/ehr/one")  # the other gateway, at the agent's next request
+    assert denied.status_code == 403
+    entry = LogReader(two.store).decision(denied.json()["decision_id"])
+    assert entry is not None
+    assert "high-risk-no-sensitive" in {r["policy"] for r in entry["reasons"]}
+    assert entry["risk"]["factors"][0][0] == "reported by the security team"
+    assert 690 <= entry["risk"]["score"] <= 700  # as published, faded a little since
+    assert two.get(1, "/ledger/x").status_code == 200  # non-sensitive data still served
+    two.gateways[0].risk.clear(AGENT)  # withdrawn where it was raised: withdrawn everywhere
+    assert two.get(1, "/ehr/one").status_code == 200

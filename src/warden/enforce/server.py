@@ -139,7 +139,11 @@ class GatewayServer:
         self.engine.set_signal_source("health", self.health)
         # Risk: every request learned from and scored; trust events raise it.
         self.risk, self._baselines = open_risk_engine(
-            authority.store, self.engine, self.events, authority.ca.log_keys().fingerprint
+            authority.store,
+            self.engine,
+            self.events,
+            authority.ca.log_keys().fingerprint,
+            authority.settings.redis_url,
         )
         self.gateway = Gateway(
             authority=authority,

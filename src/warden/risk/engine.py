@@ -33,6 +33,7 @@ from warden.risk.score import RiskState, level, would_contain
 from warden.trust.events import TrustEvent, TrustEvents
 
 NOTHING_AGAINST: Mapping[str, Any] = MappingProxyType({"score": 0, "factors": ()})
+SHARE_STEP = 25  # points a score moves before other enforcement points are told
 HEALTH_POINTS = {"degraded": 650, "compromised": 900, "unknown": 200}
 SIGNAL_POINTS = {"dlp_window_exceeded": 300, "residency_breach": 400, "bulk_export": 300}
 
@@ -76,6 +77,10 @@ class RiskEngine(Mapping[str, Signal]):
         # second (scores fade), so a decision costs a dictionary lookup.
         self._signals: dict[str, tuple[float, Signal]] = {}
         self._last_when = (0.0, datetime.fromtimestamp(0, UTC))
+        # Where other enforcement points learn this engine's scores (Redis, when shared):
+        # called with (agent, score, factors, at) when a score moves by SHARE_STEP or more.
+        self.share: Callable[[str, int, list[list[Any]], float], None] | None = None
+        self._shared: dict[str, int] = {}
         self._lock = threading.Lock()
 
     # -- what happens ----------------------------------------------------------------------------
@@ -261,6 +266,13 @@ class RiskEngine(Mapping[str, Signal]):
     # -- events for the response engine ------------------------------------------------------------
 
     def _publish_level(self, agent: str, score: int, state: RiskState, at: float) -> None:
+        if self.share is not None:
+            shared = self._shared.get(agent, 0)
+            if abs(score - shared) >= SHARE_STEP or (score == 0) != (shared == 0):
+                self._shared[agent] = score
+                with self._lock:
+                    parts = state.contributions(at)
+                self.share(agent, score, [[f.words, p] for f, p in parts[:5]], at)
         now_level = level(score)
         before = self._levels.get(agent, "low")
         if now_level == before:

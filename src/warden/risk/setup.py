@@ -45,14 +45,25 @@ class BaselineStore:
 
 
 def open_risk_engine(
-    store: Store, engine: PolicyEngine, events: TrustEvents, fingerprint: Any
+    store: Store,
+    engine: PolicyEngine,
+    events: TrustEvents,
+    fingerprint: Any,
+    redis_url: str = "",
 ) -> tuple[RiskEngine, BaselineStore]:
-    """A risk engine with the saved baselines, fed by ``events``, read by ``engine``."""
+    """A risk engine with the saved baselines, fed by ``events``, read by ``engine``; with
+    ``redis_url``, its scores shared with every other enforcement point, and theirs read."""
     saved = BaselineStore(store)
     risk = RiskEngine(fingerprint, events=events, learning=Learning())
     risk.load(saved.load())
     events.subscribe(lambda event: _feed(risk, event))
-    engine.set_signal_source("risk", risk)
+    if redis_url:
+        from warden.shared.client import connect
+        from warden.shared.risk import SharedRisk
+
+        engine.set_signal_source("risk", SharedRisk(risk, connect(redis_url)))
+    else:
+        engine.set_signal_source("risk", risk)
     return risk, saved
 
 

@@ -127,7 +127,11 @@ class ControlPlaneServer:
         self.health = HealthBook(authority.store, self.events, health_rules(authority.settings))
         self.policy.set_signal_source("health", self.health)
         self.risk, self._baselines = open_risk_engine(
-            authority.store, self.policy, self.events, authority.ca.log_keys().fingerprint
+            authority.store,
+            self.policy,
+            self.events,
+            authority.ca.log_keys().fingerprint,
+            authority.settings.redis_url,
         )
         self.metrics = process_metrics("control-plane", authority.status, self.policy)
         self.probes = probe_server(

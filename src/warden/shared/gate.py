@@ -19,17 +19,20 @@ import redis.asyncio
 
 from warden.shared.client import PREFIX, TIMEOUT_S
 from warden.shared.redis_state import RedisWindows
+from warden.shared.risk import risk_key
 from warden.trust.windows import CLASSES
 
 log = logging.getLogger("warden.shared")
 
-# KEYS[1]: the principal's fence, KEYS[2]: the credential's, KEYS[3..]: DLP hashes per class.
+# KEYS[1]: the principal's fence, KEYS[2]: the credential's, KEYS[3]: the agent's shared
+# risk, KEYS[4..]: DLP hashes per class.
 GATE = """
 local t = redis.call('TIME')
 local second = tonumber(t[1])
 local minute = math.floor(second / 60)
-local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or ''}
-for i = 3, #KEYS do
+local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '',
+             redis.call('GET', KEYS[3]) or ''}
+for i = 4, #KEYS do
   local fields = redis.call('HGETALL', KEYS[i])
   local m, h = 0, 0
   for j = 1, #fields, 2 do
@@ -44,10 +47,17 @@ end
 return out
 """
 
-# (agent, its DLP counts), for the request being decided in this task.
-PREFETCHED: ContextVar[tuple[str, dict[str, int]] | None] = ContextVar(
-    "warden_prefetched", default=None
-)
+
+@dataclass(frozen=True)
+class Prefetched:
+    """What the gate read for the request being decided in this task."""
+
+    agent: str
+    counts: dict[str, int]  # its DLP windows
+    risk: bytes  # the risk another enforcement point published for it (JSON), or b""
+
+
+PREFETCHED: ContextVar[Prefetched | None] = ContextVar("warden_prefetched", default=None)
 
 
 @dataclass(frozen=True)
@@ -67,10 +77,11 @@ class SharedGate:
         keys = [
             f"{PREFIX}fence:p:{spiffe_id}",
             f"{PREFIX}fence:c:{credential_id}",
+            risk_key(spiffe_id),
             *(RedisWindows.key(spiffe_id, c) for c in CLASSES),
         ]
         try:
-            principal, credential, *sums = await self._script(keys=keys)
+            principal, credential, risk, *sums = await self._script(keys=keys)
         except (redis.RedisError, OSError) as exc:
             log.warning("shared state unavailable: %s", exc)
             PREFETCHED.set(None)
@@ -79,7 +90,7 @@ class SharedGate:
         for i, data_class in enumerate(CLASSES):
             counts[f"{data_class}_per_minute"] = int(sums[2 * i])
             counts[f"{data_class}_per_hour"] = int(sums[2 * i + 1])
-        PREFETCHED.set((spiffe_id, counts))
+        PREFETCHED.set(Prefetched(spiffe_id, counts, risk or b""))
         fenced = None
         if credential:
             fenced = "revoked"

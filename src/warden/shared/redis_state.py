@@ -176,8 +176,8 @@ class RedisWindows(Mapping[str, Signal]):
         from warden.shared.gate import PREFETCHED
 
         prefetched = PREFETCHED.get()
-        if prefetched is not None and prefetched[0] == agent:
-            return Signal(prefetched[1], utcnow())
+        if prefetched is not None and prefetched.agent == agent:
+            return Signal(prefetched.counts, utcnow())
         try:
             return Signal(self.counts(agent), utcnow())
         except SharedStateUnavailable as exc:

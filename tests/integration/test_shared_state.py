@@ -5,6 +5,7 @@ the in-process windows, and closed when Redis is gone."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,7 @@ from warden.audit.reader import LogReader
 from warden.enforce.routes import parse_routes
 from warden.enforce.server import GatewayServer
 from warden.identity.authority import IdentityAuthority
+from warden.shared.client import Breaker
 from warden.shared.redis_state import RedisThrottles, RedisWindows, connect
 from warden.trust.dlp import Dlp
 from warden.trust.events import TrustEvents
@@ -221,3 +223,26 @@ def test_risk_raised_on_one_gateway_restricts_the_agent_on_the_other(
     assert two.get(1, "/ledger/x").status_code == 200  # non-sensitive data still served
     two.gateways[0].risk.clear(AGENT)  # withdrawn where it was raised: withdrawn everywhere
     assert two.get(1, "/ehr/one").status_code == 200
+
+
+def test_once_redis_fails_calls_fail_fast_until_it_is_back(redis_server: RedisServer) -> None:
+    breaker = Breaker(pause_s=0.5)
+    windows = RedisWindows(connect(redis_server.url), breaker)
+    throttles = RedisThrottles(connect(redis_server.url), breaker)
+    redis_server.kill()
+    with pytest.raises(SharedStateUnavailable) as first:
+        windows.take(AGENT, {"phi": 1}, PHI_5)
+    assert "moment ago" not in str(first.value)  # this one asked Redis
+    for call in (
+        lambda: windows.take(AGENT, {"phi": 1}, PHI_5),
+        lambda: windows.counts(AGENT),
+        lambda: throttles.take(AGENT, "ehr", "throttle:10/m"),
+    ):
+        with pytest.raises(SharedStateUnavailable, match="Redis failed a moment ago"):
+            call()  # refused without waiting on Redis
+    redis_server.start()
+    deadline = time.monotonic() + 5
+    while breaker.open:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert windows.take(AGENT, {"phi": 1}, PHI_5) == []

@@ -41,6 +41,7 @@ from warden.policy.engine import PolicyEngine
 from warden.policy.setup import bundle_path, open_policy_engine
 from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
 from warden.server.run import ServerCredentials, write_server_credentials
+from warden.shared.client import Breaker
 from warden.shared.gate import SharedGate
 from warden.shared.redis_state import RedisThrottles, RedisWindows, connect
 from warden.transport import serving
@@ -133,7 +134,10 @@ class GatewayServer:
         # Data-loss windows and workload health feed every decision, live.
         self.events = TrustEvents()
         self.events.subscribe(lambda event: self.recorder.note("trust", event.to_dict()))
-        self.windows, throttles = shared_state(settings)
+        # One breaker for every Redis call of this process: once Redis fails, none of them
+        # waits out a timeout for a second.
+        self.breaker = Breaker()
+        self.windows, throttles = shared_state(settings, self.breaker)
         self.health = HealthBook(authority.store, self.events, health_rules(settings))
         self.engine.set_signal_source("dlp", self.windows)
         self.engine.set_signal_source("health", self.health)
@@ -144,6 +148,7 @@ class GatewayServer:
             self.events,
             authority.ca.log_keys().fingerprint,
             authority.settings.redis_url,
+            self.breaker,
         )
         self.gateway = Gateway(
             authority=authority,
@@ -164,7 +169,7 @@ class GatewayServer:
             region=settings.gateway_region,
             risk=self.risk,
             throttles=throttles,
-            gate=SharedGate(settings.redis_url) if settings.redis_url else None,
+            gate=SharedGate(settings.redis_url, self.breaker) if settings.redis_url else None,
             verifier=None
             if status is None
             else CredentialVerifier(
@@ -305,13 +310,15 @@ class GatewayServer:
         serving.stop(self._server, self._thread)
 
 
-def shared_state(settings: Settings) -> tuple[DlpWindows | RedisWindows, Throttle]:
+def shared_state(
+    settings: Settings, breaker: Breaker
+) -> tuple[DlpWindows | RedisWindows, Throttle]:
     """DLP windows and throttles: in Redis when one is configured (every gateway counts in
     the same windows), else in this process."""
     if not settings.redis_url:
         return DlpWindows(), Throttles()
     client = connect(settings.redis_url)
-    return RedisWindows(client), RedisThrottles(client)
+    return RedisWindows(client, breaker), RedisThrottles(client, breaker)
 
 
 def run_workers(settings: Settings, routes: Path | None, workers: int) -> None:

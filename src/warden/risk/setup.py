@@ -50,6 +50,7 @@ def open_risk_engine(
     events: TrustEvents,
     fingerprint: Any,
     redis_url: str = "",
+    breaker: Any = None,
 ) -> tuple[RiskEngine, BaselineStore]:
     """A risk engine with the saved baselines, fed by ``events``, read by ``engine``; with
     ``redis_url``, its scores shared with every other enforcement point, and theirs read."""
@@ -61,7 +62,7 @@ def open_risk_engine(
         from warden.shared.client import connect
         from warden.shared.risk import SharedRisk
 
-        engine.set_signal_source("risk", SharedRisk(risk, connect(redis_url)))
+        engine.set_signal_source("risk", SharedRisk(risk, connect(redis_url), breaker))
     else:
         engine.set_signal_source("risk", risk)
     return risk, saved

@@ -3,6 +3,8 @@ Redis; what needs Redis and cannot reach it fails closed, in its own way."""
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 PREFIX = "warden:"
@@ -16,3 +18,20 @@ def connect(url: str) -> redis.Redis:
         socket_connect_timeout=TIMEOUT_S,
         health_check_interval=30,
     )
+
+
+class Breaker:
+    """Fail fast while Redis is down: after a failure, calls are refused at once for
+    ``pause_s`` instead of each waiting out its timeout (on a gateway's event loop, a timeout
+    per request would stall every request)."""
+
+    def __init__(self, pause_s: float = 1.0) -> None:
+        self.pause_s = pause_s
+        self._down_until = 0.0
+
+    @property
+    def open(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def failed(self) -> None:
+        self._down_until = time.monotonic() + self.pause_s

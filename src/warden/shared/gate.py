@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio
 
-from warden.shared.client import PREFIX, TIMEOUT_S
+from warden.shared.client import PREFIX, TIMEOUT_S, Breaker
 from warden.shared.redis_state import RedisWindows
 from warden.shared.risk import risk_key
 from warden.trust.windows import CLASSES
@@ -67,11 +67,12 @@ class GateView:
 
 
 class SharedGate:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, breaker: Breaker | None = None) -> None:
         self.client = redis.asyncio.Redis.from_url(
             url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
         )
         self._script = self.client.register_script(GATE)
+        self.breaker = breaker or Breaker()
 
     async def look(self, spiffe_id: str, credential_id: str) -> GateView | None:
         keys = [
@@ -80,9 +81,13 @@ class SharedGate:
             risk_key(spiffe_id),
             *(RedisWindows.key(spiffe_id, c) for c in CLASSES),
         ]
+        if self.breaker.open:
+            PREFETCHED.set(None)
+            return None
         try:
             principal, credential, risk, *sums = await self._script(keys=keys)
         except (redis.RedisError, OSError) as exc:
+            self.breaker.failed()
             log.warning("shared state unavailable: %s", exc)
             PREFETCHED.set(None)
             return None

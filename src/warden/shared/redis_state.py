@@ -25,7 +25,7 @@ import redis
 from warden.clock import utcnow
 from warden.enforce.obligations import parse_throttle
 from warden.policy.snapshot import Signal
-from warden.shared.client import PREFIX, connect
+from warden.shared.client import PREFIX, Breaker, connect
 from warden.trust.windows import CLASSES, WINDOWS, Exceeded, SharedStateUnavailable
 
 log = logging.getLogger("warden.shared")
@@ -107,10 +107,11 @@ return wait
 class RedisWindows(Mapping[str, Signal]):
     """The :class:`~warden.trust.windows.DlpWindows` interface, shared through Redis."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, breaker: Breaker | None = None) -> None:
         self.client = client
         self._take = client.register_script(TAKE)
         self._counts = client.register_script(COUNTS)
+        self.breaker = breaker or Breaker()
 
     @staticmethod
     def key(agent: str, data_class: str) -> str:
@@ -118,9 +119,12 @@ class RedisWindows(Mapping[str, Signal]):
 
     def counts(self, agent: str) -> dict[str, int]:
         """``{"phi_per_minute": 3, ...}``; raises :class:`SharedStateUnavailable`."""
+        if self.breaker.open:
+            raise SharedStateUnavailable("Redis failed a moment ago")
         try:
             sums = self._counts(keys=[self.key(agent, c) for c in CLASSES])
         except redis.RedisError as exc:
+            self.breaker.failed()
             raise SharedStateUnavailable(str(exc)) from exc
         out = {}
         for data_class, (minute, hour) in zip(CLASSES, sums, strict=True):
@@ -143,9 +147,12 @@ class RedisWindows(Mapping[str, Signal]):
                 limits.get((data_class, "hour"), -1),
                 max(0, int(adding.get(data_class, 0))),
             ]
+        if self.breaker.open:
+            raise SharedStateUnavailable("Redis failed a moment ago")
         try:
             over = self._take(keys=[self.key(agent, c) for c in classes], args=args)
         except redis.RedisError as exc:
+            self.breaker.failed()
             raise SharedStateUnavailable(str(exc)) from exc
         exceeded = []
         for index, window, current in over:
@@ -194,8 +201,9 @@ class RedisWindows(Mapping[str, Signal]):
 class RedisThrottles:
     """The :class:`~warden.enforce.obligations.Throttles` interface, shared through Redis."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, breaker: Breaker | None = None) -> None:
         self._throttle = client.register_script(THROTTLE)
+        self.breaker = breaker or Breaker()
 
     def take(self, agent: str, route: str, obligation: str) -> float:
         """0 when a token was taken, else the seconds until one is; raises
@@ -205,9 +213,12 @@ class RedisThrottles:
             return 60.0  # a malformed throttle fails closed
         capacity, rate = parsed
         key = f"{PREFIX}throttle:{agent}:{route}:{obligation}"
+        if self.breaker.open:
+            raise SharedStateUnavailable("Redis failed a moment ago")
         try:
             wait_ms = self._throttle(keys=[key], args=[capacity, rate])
         except redis.RedisError as exc:
+            self.breaker.failed()
             raise SharedStateUnavailable(str(exc)) from exc
         return int(wait_ms) / 1000.0
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
@@ -20,7 +22,7 @@ import redis
 from warden.policy.snapshot import Signal
 from warden.risk.engine import RiskEngine
 from warden.risk.score import HALF_LIFE_S, MAX_SCORE
-from warden.shared.client import PREFIX
+from warden.shared.client import PREFIX, Breaker
 
 log = logging.getLogger("warden.shared")
 KEEP_S = 2 * 3600  # a published score has faded to nothing long before this
@@ -33,17 +35,28 @@ def risk_key(agent: str) -> str:
 class SharedRisk(Mapping[str, Signal]):
     """The ``risk`` source of a policy engine whose enforcement point shares risk."""
 
-    def __init__(self, local: RiskEngine, client: redis.Redis) -> None:
+    def __init__(
+        self, local: RiskEngine, client: redis.Redis, breaker: Breaker | None = None
+    ) -> None:
         self.local = local
         self.client = client
+        self.breaker = breaker or Breaker()
+        self._outbox: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        threading.Thread(target=self._send, daemon=True, name="warden-risk-share").start()
         local.share = self.publish
 
     def publish(self, agent: str, score: int, factors: list[list[Any]], at: float) -> None:
-        record = json.dumps({"score": score, "factors": factors, "at": at})
-        try:
-            self.client.set(risk_key(agent), record, ex=KEEP_S)
-        except redis.RedisError as exc:
-            log.warning("risk of %s not shared: %s", agent, exc)
+        """Queued: a request that moved a score never waits for Redis."""
+        self._outbox.put((agent, json.dumps({"score": score, "factors": factors, "at": at})))
+
+    def _send(self) -> None:
+        while True:
+            agent, record = self._outbox.get()
+            try:
+                self.client.set(risk_key(agent), record, ex=KEEP_S)
+            except redis.RedisError as exc:
+                self.breaker.failed()
+                log.warning("risk of %s not shared: %s", agent, exc)
 
     def __getitem__(self, agent: str) -> Signal:
         own = self.local[agent]
@@ -67,9 +80,12 @@ class SharedRisk(Mapping[str, Signal]):
         prefetched = PREFETCHED.get()
         if prefetched is not None and prefetched.agent == agent:
             return prefetched.risk
+        if self.breaker.open:
+            return b""
         try:
             return cast(bytes, self.client.get(risk_key(agent)) or b"")
         except redis.RedisError:
+            self.breaker.failed()
             return b""
 
     def get(self, agent: str, default: Any = None) -> Signal:

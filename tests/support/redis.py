@@ -28,18 +28,29 @@ class RedisServer:
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"rediss://localhost:{self.port}/0"
         return f"redis://127.0.0.1:{self.port}/0"
+
+    tls: tuple[Path, Path, Path] | None = None  # (certificate, key, CA): TLS only, mutual
 
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (scripts/ensure-services.sh)")
-        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        command += ["--appendonly", "no", "--dir", str(self.directory)]
+        command = [binary, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        command += ["--dir", str(self.directory)]
+        if self.tls is None:
+            command += ["--port", str(self.port)]
+        else:
+            cert, key, ca = self.tls
+            command += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert)]
+            command += ["--tls-key-file", str(key), "--tls-ca-cert-file", str(ca)]
+            command += ["--tls-auth-clients", "yes"]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        client = redis.Redis(port=self.port, socket_timeout=0.5)
+        client = redis.Redis(port=self.port, socket_timeout=0.5, **self._tls_options())
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -51,6 +62,13 @@ class RedisServer:
                 time.sleep(0.05)
         return self
 
+    def _tls_options(self) -> dict[str, object]:
+        if self.tls is None:
+            return {}
+        cert, key, ca = self.tls  # the server's own pair serves as a client's for the probe
+        return {"ssl": True, "ssl_certfile": str(cert), "ssl_keyfile": str(key),
+                "ssl_ca_certs": str(ca)}  # fmt: skip
+
     def kill(self) -> None:
         if self.process is not None:
             self.process.kill()
@@ -61,5 +79,6 @@ class RedisServer:
         redis.Redis(port=self.port, socket_timeout=1).flushall()
 
 
-def start_redis() -> RedisServer:
-    return RedisServer(_free_port(), Path(tempfile.mkdtemp(prefix="warden-redis-"))).start()
+def start_redis(tls: tuple[Path, Path, Path] | None = None) -> RedisServer:
+    directory = Path(tempfile.mkdtemp(prefix="warden-redis-"))
+    return RedisServer(_free_port(), directory, tls=tls).start()

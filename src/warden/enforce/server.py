@@ -41,7 +41,7 @@ from warden.policy.engine import PolicyEngine
 from warden.policy.setup import bundle_path, open_policy_engine
 from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
 from warden.server.run import ServerCredentials, write_server_credentials
-from warden.shared.client import Breaker
+from warden.shared.client import Breaker, TlsFiles
 from warden.shared.gate import SharedGate
 from warden.shared.redis_state import RedisThrottles, RedisWindows, connect
 from warden.transport import serving
@@ -137,7 +137,13 @@ class GatewayServer:
         # One breaker for every Redis call of this process: once Redis fails, none of them
         # waits out a timeout for a second.
         self.breaker = Breaker()
-        self.windows, throttles = shared_state(settings, self.breaker)
+        # rediss:// URLs: this gateway's SVID to Redis, Redis's certificate checked.
+        tls = TlsFiles(
+            self.credentials.certfile, self.credentials.keyfile, self.credentials.ca_file
+        )
+        if authority.fence is not None:
+            authority.fence.client = connect(settings.redis_url, tls)
+        self.windows, throttles = shared_state(settings, self.breaker, tls)
         self.health = HealthBook(authority.store, self.events, health_rules(settings))
         self.engine.set_signal_source("dlp", self.windows)
         self.engine.set_signal_source("health", self.health)
@@ -149,6 +155,7 @@ class GatewayServer:
             authority.ca.log_keys().fingerprint,
             authority.settings.redis_url,
             self.breaker,
+            tls,
         )
         self.gateway = Gateway(
             authority=authority,
@@ -169,7 +176,7 @@ class GatewayServer:
             region=settings.gateway_region,
             risk=self.risk,
             throttles=throttles,
-            gate=SharedGate(settings.redis_url, self.breaker) if settings.redis_url else None,
+            gate=SharedGate(settings.redis_url, self.breaker, tls) if settings.redis_url else None,
             verifier=None
             if status is None
             else CredentialVerifier(
@@ -311,13 +318,13 @@ class GatewayServer:
 
 
 def shared_state(
-    settings: Settings, breaker: Breaker
+    settings: Settings, breaker: Breaker, tls: TlsFiles
 ) -> tuple[DlpWindows | RedisWindows, Throttle]:
     """DLP windows and throttles: in Redis when one is configured (every gateway counts in
     the same windows), else in this process."""
     if not settings.redis_url:
         return DlpWindows(), Throttles()
-    client = connect(settings.redis_url)
+    client = connect(settings.redis_url, tls)
     return RedisWindows(client, breaker), RedisThrottles(client, breaker)
 
 

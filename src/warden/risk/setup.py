@@ -51,6 +51,7 @@ def open_risk_engine(
     fingerprint: Any,
     redis_url: str = "",
     breaker: Any = None,
+    tls: Any = None,
 ) -> tuple[RiskEngine, BaselineStore]:
     """A risk engine with the saved baselines, fed by ``events``, read by ``engine``; with
     ``redis_url``, its scores shared with every other enforcement point, and theirs read."""
@@ -62,7 +63,7 @@ def open_risk_engine(
         from warden.shared.client import connect
         from warden.shared.risk import SharedRisk
 
-        engine.set_signal_source("risk", SharedRisk(risk, connect(redis_url), breaker))
+        engine.set_signal_source("risk", SharedRisk(risk, connect(redis_url, tls), breaker))
     else:
         engine.set_signal_source("risk", risk)
     return risk, saved

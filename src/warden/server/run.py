@@ -32,6 +32,7 @@ from warden.policy.admin import AdminAuthorizer
 from warden.policy.setup import bundle_path, open_policy_engine
 from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
 from warden.server.app import create_app
+from warden.shared.client import TlsFiles, connect
 from warden.transport import serving
 from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
 from warden.trust.events import TrustEvents
@@ -126,12 +127,18 @@ class ControlPlaneServer:
         self.events.subscribe(lambda event: self.log.note("trust", event.to_dict()))
         self.health = HealthBook(authority.store, self.events, health_rules(authority.settings))
         self.policy.set_signal_source("health", self.health)
+        tls = TlsFiles(
+            self.credentials.certfile, self.credentials.keyfile, self.credentials.ca_file
+        )
+        if authority.fence is not None:  # revocations fenced with this server's SVID
+            authority.fence.client = connect(authority.settings.redis_url, tls)
         self.risk, self._baselines = open_risk_engine(
             authority.store,
             self.policy,
             self.events,
             authority.ca.log_keys().fingerprint,
             authority.settings.redis_url,
+            tls=tls,
         )
         self.metrics = process_metrics("control-plane", authority.status, self.policy)
         self.probes = probe_server(

@@ -4,6 +4,9 @@ Redis; what needs Redis and cannot reach it fails closed, in its own way."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -11,12 +14,36 @@ PREFIX = "warden:"
 TIMEOUT_S = 0.25  # a request waits this long for Redis at most
 
 
-def connect(url: str) -> redis.Redis:
+@dataclass(frozen=True)
+class TlsFiles:
+    """A process's SVID and the trust bundle, for a ``rediss://`` URL: the process proves who
+    it is to Redis, and Redis's certificate (issued by the trust domain's CA) is checked."""
+
+    certfile: Path
+    keyfile: Path
+    ca_file: Path
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "ssl_certfile": str(self.certfile),
+            "ssl_keyfile": str(self.keyfile),
+            "ssl_ca_certs": str(self.ca_file),
+            "ssl_cert_reqs": "required",
+            "ssl_check_hostname": True,
+        }
+
+
+def tls_options(url: str, tls: TlsFiles | None) -> dict[str, Any]:
+    return tls.options() if tls is not None and url.startswith("rediss://") else {}
+
+
+def connect(url: str, tls: TlsFiles | None = None) -> redis.Redis:
     return redis.Redis.from_url(
         url,
         socket_timeout=TIMEOUT_S,
         socket_connect_timeout=TIMEOUT_S,
         health_check_interval=30,
+        **tls_options(url, tls),
     )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio
 
-from warden.shared.client import PREFIX, TIMEOUT_S, Breaker
+from warden.shared.client import PREFIX, TIMEOUT_S, Breaker, TlsFiles, tls_options
 from warden.shared.redis_state import RedisWindows
 from warden.shared.risk import risk_key
 from warden.trust.windows import CLASSES
@@ -67,9 +67,14 @@ class GateView:
 
 
 class SharedGate:
-    def __init__(self, url: str, breaker: Breaker | None = None) -> None:
+    def __init__(
+        self, url: str, breaker: Breaker | None = None, tls: TlsFiles | None = None
+    ) -> None:
         self.client = redis.asyncio.Redis.from_url(
-            url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
+            url,
+            socket_timeout=TIMEOUT_S,
+            socket_connect_timeout=TIMEOUT_S,
+            **tls_options(url, tls),
         )
         self._script = self.client.register_script(GATE)
         self.breaker = breaker or Breaker()

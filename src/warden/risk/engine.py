@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from warden.policy.decide import risk_level as level
 from warden.policy.snapshot import Signal
 from warden.risk import detectors
 from warden.risk.baseline import Baseline, network_of
@@ -29,7 +30,7 @@ from warden.risk.detectors import Factor, Fingerprint
 from warden.risk.model import AnomalyModel, squash
 from warden.risk.observation import Observation
 from warden.risk.observation import Signal as TrustSignal
-from warden.risk.score import RiskState, level, would_contain
+from warden.risk.score import RiskState, would_contain
 from warden.trust.events import TrustEvent, TrustEvents
 
 NOTHING_AGAINST: Mapping[str, Any] = MappingProxyType({"score": 0, "factors": ()})

@@ -12,16 +12,6 @@ FORGOTTEN = 5.0  # points below which a factor is dropped
 MAX_SCORE = 1000
 
 
-def level(score: int) -> str:
-    if score >= 800:
-        return "critical"
-    if score >= 600:
-        return "high"
-    if score >= 300:
-        return "medium"
-    return "low"
-
-
 @dataclass
 class RiskState:
     """The factors raised against one agent: code -> (factor, when)."""

@@ -215,9 +215,9 @@ class Gateway:
         the gateway's feed has the change."""
         if self.gate is None or incoming.credential is None:
             return
-        view = await self.gate.look(incoming.subject, incoming.credential.credential_id)
-        if view is not None and view.fenced:
-            raise Refused(401, f"credential_{view.fenced}", "revoked (the fence saw it first)")
+        fenced = await self.gate.fenced(incoming.subject, incoming.credential.credential_id)
+        if fenced:
+            raise Refused(401, f"credential_{fenced}", "revoked (the fence saw it first)")
 
     def _route(self, incoming: Incoming) -> Route:
         try:

@@ -4,6 +4,7 @@ Redis; what needs Redis and cannot reach it fails closed, in its own way."""
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,17 @@ class Breaker:
 
     def failed(self) -> None:
         self._down_until = time.monotonic() + self.pause_s
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """What a gateway's gate read from Redis for the request being decided in this task."""
+
+    agent: str
+    counts: dict[str, int]  # its DLP windows
+    risk: bytes  # the risk another enforcement point published for it (JSON), or b""
+
+
+# Set by the gate in each request's own task (a context variable: each task sees its own),
+# read by the windows and the shared risk when decide() asks for the same agent.
+PREFETCHED: ContextVar[Prefetched | None] = ContextVar("warden_prefetched", default=None)

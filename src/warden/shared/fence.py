@@ -40,29 +40,21 @@ class RevocationFence:
     def from_url(cls, url: str, ttl_s: int = 300) -> RevocationFence:
         return cls(connect(url), ttl_s)
 
-    @staticmethod
-    def _principal(spiffe_id: str) -> str:
-        return f"{PREFIX}fence:p:{spiffe_id}"
-
-    @staticmethod
-    def _credential(credential_id: str) -> str:
-        return f"{PREFIX}fence:c:{credential_id}"
-
     # -- written by whoever revokes ------------------------------------------------------------
 
     def restrict(self, spiffe_id: str, status: str, epoch: int) -> None:
         """Before the commit: the principal is ``status`` from ``epoch`` on."""
         if status in RESTRICTIVE:
-            self._set(self._principal(spiffe_id), f"{status}:{epoch}")
+            self._set(principal_key(spiffe_id), f"{status}:{epoch}")
 
     def revoke_credential(self, credential_id: str) -> None:
         """Before the commit: one X.509 serial or JWT ``jti`` is revoked."""
-        self._set(self._credential(credential_id), "revoked")
+        self._set(credential_key(credential_id), "revoked")
 
     def lift(self, spiffe_id: str) -> None:
         """After an enable or release committed: the principal's entry no longer holds."""
         try:
-            self.client.delete(self._principal(spiffe_id))
+            self.client.delete(principal_key(spiffe_id))
         except redis.RedisError as exc:  # it expires; until then the agent stays fenced
             log.warning("revocation fence not lifted for %s: %s", spiffe_id, exc)
 
@@ -78,13 +70,26 @@ class RevocationFence:
         """Why this credential is fenced off (a reason code), or None; raises
         :class:`FenceUnavailable` when Redis cannot say."""
         try:
-            found = self.client.mget([self._principal(spiffe_id), self._credential(credential_id)])
+            found = self.client.mget([principal_key(spiffe_id), credential_key(credential_id)])
             principal, credential = cast(list[bytes | None], found)
         except redis.RedisError as exc:
             raise FenceUnavailable(str(exc)) from exc
-        if credential is not None:
-            return "revoked"
-        if principal is None:
-            return None
-        status, _, _ = principal.decode().partition(":")
-        return f"principal_{status}"  # as the registry will say once the feed has it
+        return fence_reason(principal, credential)
+
+
+def principal_key(spiffe_id: str) -> str:
+    return f"{PREFIX}fence:p:{spiffe_id}"
+
+
+def credential_key(credential_id: str) -> str:
+    return f"{PREFIX}fence:c:{credential_id}"
+
+
+def fence_reason(principal: bytes | None, credential: bytes | None) -> str | None:
+    """Why the fence refuses a credential, from its two entries (empty or None: absent), as
+    the verifier will say once the feed has the change."""
+    if credential:
+        return "revoked"
+    if principal:
+        return "principal_" + principal.decode().partition(":")[0]
+    return None

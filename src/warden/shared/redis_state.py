@@ -25,31 +25,44 @@ import redis
 from warden.clock import utcnow
 from warden.enforce.obligations import parse_throttle
 from warden.policy.snapshot import Signal
-from warden.shared.client import PREFIX, Breaker, connect
+from warden.shared.client import PREFETCHED, PREFIX, Breaker, connect
 from warden.trust.windows import CLASSES, WINDOWS, Exceeded, SharedStateUnavailable
 
 log = logging.getLogger("warden.shared")
 
-# KEYS: one hash per data class. ARGV: limit_minute, limit_hour, adding (per key, in order;
-# a limit < 0: none). Returns {} when taken, else {index, window, current} per limit passed.
-TAKE = """
+# Lua: the minute and hour sums of one window hash (fields 's<second>' and 'm<minute>'),
+# deleting buckets that have left their window when ``prune`` is true. Prefixed to every
+# script that reads windows.
+WINDOW_SUMS = """
 local t = redis.call('TIME')
 local second = tonumber(t[1])
 local minute = math.floor(second / 60)
-local over = {}
-local sums = {}
-for i, key in ipairs(KEYS) do
+local function window_sums(key, prune)
   local fields = redis.call('HGETALL', key)
   local m, h = 0, 0
   for j = 1, #fields, 2 do
     local name, count = fields[j], tonumber(fields[j + 1])
     local kind, at = string.sub(name, 1, 1), tonumber(string.sub(name, 2))
-    if kind == 's' then
-      if at > second - 60 then m = m + count else redis.call('HDEL', key, name) end
-    else
-      if at > minute - 60 then h = h + count else redis.call('HDEL', key, name) end
+    local inside = (kind == 's' and at > second - 60) or (kind == 'm' and at > minute - 60)
+    if inside then
+      if kind == 's' then m = m + count else h = h + count end
+    elseif prune then
+      redis.call('HDEL', key, name)
     end
   end
+  return m, h
+end
+"""
+
+# KEYS: one hash per data class. ARGV: limit_minute, limit_hour, adding (per key, in order;
+# a limit < 0: none). Returns {} when taken, else {index, window, current} per limit passed.
+TAKE = (
+    WINDOW_SUMS
+    + """
+local over = {}
+local sums = {}
+for i, key in ipairs(KEYS) do
+  local m, h = window_sums(key, true)
   local lm, lh, add = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
   if add > 0 and lm >= 0 and m + add > lm then table.insert(over, {i, 'minute', m}) end
   if add > 0 and lh >= 0 and h + add > lh then table.insert(over, {i, 'hour', h}) end
@@ -65,26 +78,31 @@ for i, key in ipairs(KEYS) do
 end
 return over
 """
+)
 
-# KEYS: one hash per data class. Returns {minute, hour} sums per key.
-COUNTS = """
-local t = redis.call('TIME')
-local second = tonumber(t[1])
-local minute = math.floor(second / 60)
+# KEYS: one hash per data class. Returns minute, hour, minute, hour... in key order.
+COUNTS = (
+    WINDOW_SUMS
+    + """
 local out = {}
 for i, key in ipairs(KEYS) do
-  local fields = redis.call('HGETALL', key)
-  local m, h = 0, 0
-  for j = 1, #fields, 2 do
-    local name, count = fields[j], tonumber(fields[j + 1])
-    local kind, at = string.sub(name, 1, 1), tonumber(string.sub(name, 2))
-    if kind == 's' and at > second - 60 then m = m + count end
-    if kind == 'm' and at > minute - 60 then h = h + count end
-  end
-  out[i] = {m, h}
+  local m, h = window_sums(key, false)
+  table.insert(out, m)
+  table.insert(out, h)
 end
 return out
 """
+)
+
+
+def counts_of(sums: list[Any]) -> dict[str, int]:
+    """``{"phi_per_minute": 3, ...}`` from the (minute, hour) sums of every class's hash."""
+    out = {}
+    for i, data_class in enumerate(CLASSES):
+        out[f"{data_class}_per_minute"] = int(sums[2 * i])
+        out[f"{data_class}_per_hour"] = int(sums[2 * i + 1])
+    return out
+
 
 # A token bucket. KEYS[1]: the bucket. ARGV: capacity, tokens per second. Returns the wait in
 # milliseconds (0: a token was taken).
@@ -126,11 +144,7 @@ class RedisWindows(Mapping[str, Signal]):
         except redis.RedisError as exc:
             self.breaker.failed()
             raise SharedStateUnavailable(str(exc)) from exc
-        out = {}
-        for data_class, (minute, hour) in zip(CLASSES, sums, strict=True):
-            out[f"{data_class}_per_minute"] = int(minute)
-            out[f"{data_class}_per_hour"] = int(hour)
-        return out
+        return counts_of(sums)
 
     def take(
         self, agent: str, adding: Mapping[str, int], limits: Mapping[tuple[str, str], int]
@@ -180,8 +194,6 @@ class RedisWindows(Mapping[str, Signal]):
     def get(self, agent: str, default: Any = None) -> Any:
         """The agent's counts, or ``default`` when Redis cannot say (unknown, never zero).
         A gateway's request has them already (:mod:`warden.shared.gate`)."""
-        from warden.shared.gate import PREFETCHED
-
         prefetched = PREFETCHED.get()
         if prefetched is not None and prefetched.agent == agent:
             return Signal(prefetched.counts, utcnow())

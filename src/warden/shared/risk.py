@@ -22,7 +22,7 @@ import redis
 from warden.policy.snapshot import Signal
 from warden.risk.engine import RiskEngine
 from warden.risk.score import HALF_LIFE_S, MAX_SCORE
-from warden.shared.client import PREFIX, Breaker
+from warden.shared.client import PREFETCHED, PREFIX, Breaker
 
 log = logging.getLogger("warden.shared")
 KEEP_S = 2 * 3600  # a published score has faded to nothing long before this
@@ -75,8 +75,6 @@ class SharedRisk(Mapping[str, Signal]):
         return Signal({"score": score, "factors": factors}, own.at)
 
     def _published(self, agent: str) -> bytes:
-        from warden.shared.gate import PREFETCHED
-
         prefetched = PREFETCHED.get()
         if prefetched is not None and prefetched.agent == agent:
             return prefetched.risk

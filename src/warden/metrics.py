@@ -76,11 +76,22 @@ class Metrics:
         )
         self.ready = Gauge("warden_ready", "1 when the process is ready to serve.", registry=r)
         self._readings: list[Callable[[], None]] = []
+        # Bound once: a label lookup per request is work the request path need not do.
+        self._outcomes = {d: self.decisions.labels(self.component, d) for d in ("allow", "deny")}
+        self._decide = self.decide_seconds.labels(self.component)
+        self._request = self.request_seconds.labels(self.component)
 
     def decided(self, decision: str, seconds: float | None = None) -> None:
-        self.decisions.labels(self.component, decision).inc()
+        counter = self._outcomes.get(decision) or self.decisions.labels(self.component, decision)
+        counter.inc()
         if seconds is not None:
-            self.decide_seconds.labels(self.component).observe(seconds)
+            self.timed_decide(seconds)
+
+    def timed_decide(self, seconds: float) -> None:
+        self._decide.observe(seconds)
+
+    def timed_request(self, seconds: float) -> None:
+        self._request.observe(seconds)
 
     def reading(self, read: Callable[[], None]) -> None:
         """A gauge refresh run at each scrape and probe (ages are read when asked for)."""

@@ -103,7 +103,7 @@ class Gateway:
             request = self._describe(route, incoming)
             deciding = time.perf_counter()
             decision = self.engine.decide(request)  # 3 decide
-            self.metrics.decide_seconds.labels("gateway").observe(time.perf_counter() - deciding)
+            self.metrics.timed_decide(time.perf_counter() - deciding)
             decision = self.reserve(decision, incoming.subject, route)  # 4 reserve
             try:
                 await self.record(decision, request)  # 5 record
@@ -127,7 +127,7 @@ class Gateway:
             if request is not None:
                 observe(self, incoming, request, decision)
         finally:
-            self.metrics.request_seconds.labels("gateway").observe(time.perf_counter() - started)
+            self.metrics.timed_request(time.perf_counter() - started)
 
     # -- the steps -----------------------------------------------------------------------------
 

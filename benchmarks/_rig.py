@@ -79,23 +79,31 @@ def load(
     return dict(json.loads(out.stdout))
 
 
-def setup(root: Path) -> tuple[Path, Path, Path, Path]:
-    """A trust domain, upstream SVIDs (HTTP and MCP), an agent SVID; returns (state, upstream,
-    MCP upstream, agent)."""
-    settings = load_settings(state_dir=root / "state")
+def trust_domain(root: Path, database_url: str | None = None) -> tuple[IdentityAuthority, Path]:
+    """A new trust domain (``bench.example``) in ``root/state`` on SQLite, or on the database
+    given; returns it and the ledger upstream's SVID directory."""
+    settings = load_settings(state_dir=root / "state", database_url=database_url)
     settings.state_dir.mkdir(mode=0o700)
     store = open_store(settings.database)
     keys = FileKeyManager.create(settings.state_dir / "keys", settings.key_file)
     CertificateAuthority.initialise(store, keys, settings, "bench.example")
     authority = IdentityAuthority.from_parts(settings, store, keys)
-    bundle = authority.ca.bundle.to_pem()
     upstream = write_svid(
         root / "upstream",
         authority.issuer.issue_service_x509(
             "ledger", dns_names=["localhost"], ip_addresses=["127.0.0.1"]
         ),
-        bundle,
+        authority.ca.bundle.to_pem(),
     )
+    return authority, upstream
+
+
+def setup(root: Path) -> tuple[Path, Path, Path, Path]:
+    """A trust domain, upstream SVIDs (HTTP and MCP), an agent SVID; returns (state, upstream,
+    MCP upstream, agent)."""
+    authority, upstream = trust_domain(root)
+    settings, store = authority.settings, authority.store
+    bundle = authority.ca.bundle.to_pem()
     tools = write_svid(
         root / "tools",
         authority.issuer.issue_service_x509(

@@ -34,31 +34,26 @@ import aiohttp
 import httpx
 
 from _common import parse_args, percentile, report
-from _rig import HERE, context_for, cpu_seconds, free_port, gateway, load, wait_for_port, write_svid
-from warden.config import load_settings
-from warden.identity.authority import IdentityAuthority
-from warden.identity.ca import CertificateAuthority, FileKeyManager
-from warden.store import open_store
+from _rig import (
+    HERE,
+    context_for,
+    cpu_seconds,
+    free_port,
+    gateway,
+    load,
+    trust_domain,
+    wait_for_port,
+    write_svid,
+)
 
 TRUST_DOMAIN = "bench.example"
 
 
 def setup(root: Path, database_url: str, agents: int) -> dict[str, Any]:
     """A trust domain on PostgreSQL: the upstream's SVID, an operator's, agents'."""
-    settings = load_settings(state_dir=root / "state", database_url=database_url)
-    settings.state_dir.mkdir(mode=0o700)
-    store = open_store(settings.database)
-    keys = FileKeyManager.create(settings.state_dir / "keys", settings.key_file)
-    CertificateAuthority.initialise(store, keys, settings, TRUST_DOMAIN)
-    authority = IdentityAuthority.from_parts(settings, store, keys)
+    authority, upstream = trust_domain(root, database_url)
+    settings, store = authority.settings, authority.store
     bundle = authority.ca.bundle.to_pem()
-    upstream = write_svid(
-        root / "upstream",
-        authority.issuer.issue_service_x509(
-            "ledger", dns_names=["localhost"], ip_addresses=["127.0.0.1"]
-        ),
-        bundle,
-    )
     authority.operators.add("ops", role="admin", created_by="bench")
     operator = write_svid(root / "ops", authority.issuer.issue_operator_x509("ops"), bundle)
     creds = {}

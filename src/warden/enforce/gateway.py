@@ -23,10 +23,7 @@ from cryptography import x509
 
 from warden.audit.entries import CREDENTIAL, MASK
 from warden.audit.recorder import DecisionRecorder
-from warden.enforce.data_checks import (
-    region_of,
-    request_document,
-)
+from warden.enforce.data_checks import region_of, request_document
 from warden.enforce.decision_header import AGENT_HEADER, HEADER, DecisionHeaderSigner
 from warden.enforce.exchange import (
     CLOSE,

@@ -117,53 +117,38 @@ class RiskEngine(Mapping[str, Signal]):
         if event.kind == "health_changed":
             status = str(event.detail.get("to", ""))
             points = HEALTH_POINTS.get(status, 0)
-            if points:
-                reasons = event.detail.get("reasons") or []
-                why = f": {reasons[0]}" if reasons else ""
-                factor = Factor("workload_health", points, f"workload {status}{why}")
-            else:  # healthy again: the workload factor no longer holds
-                with self._lock:
-                    self._states.setdefault(event.agent, RiskState()).factors.pop(
-                        "workload_health", None
-                    )
-                    self._signals.pop(event.agent, None)
+            if not points:  # healthy again: the workload factor no longer holds
+                return self._change(event.agent, event.at, drop="workload_health")
+            reasons = event.detail.get("reasons") or []
+            why = f": {reasons[0]}" if reasons else ""
+            factor = Factor("workload_health", points, f"workload {status}{why}")
         elif event.kind in SIGNAL_POINTS:
             # A window breach is also the denial the request sees: one event, one factor.
             code = "limit_hit" if event.kind == "dlp_window_exceeded" else event.kind
             factor = Factor(code, SIGNAL_POINTS[event.kind], _signal_words(event))
-        with self._lock:
-            state = self._states.setdefault(event.agent, RiskState())
-            if factor is not None:
-                state.raise_factor(factor, event.at)
-            self._signals.pop(event.agent, None)
-            score = state.score(event.at)
-        self._publish_level(event.agent, score, state, event.at)
-        return score
+        return self._change(event.agent, event.at, factor)
 
     def flag(self, agent: str, points: int, words: str, at: float | None = None) -> int:
         """A factor from outside the detectors (an operator's concern, another system's
         finding); named, as someone answers for it."""
-        return self.signal_factor(agent, Factor("reported", points, words), at)
+        now = self.clock() if at is None else at
+        return self._change(agent, now, Factor("reported", points, words))
 
     def clear(self, agent: str, code: str = "reported") -> int:
         """Withdraw one factor (an operator's report found groundless); the score after."""
-        now = self.clock()
-        with self._lock:
-            state = self._states.setdefault(agent, RiskState())
-            state.factors.pop(code, None)
-            self._signals.pop(agent, None)
-            score = state.score(now)
-        self._publish_level(agent, score, state, now)
-        return score
+        return self._change(agent, self.clock(), drop=code)
 
-    def signal_factor(self, agent: str, factor: Factor, at: float | None = None) -> int:
-        now = self.clock() if at is None else at
+    def _change(self, agent: str, at: float, factor: Factor | None = None, drop: str = "") -> int:
+        """Raise ``factor`` or withdraw the factor ``drop``; the score after, published."""
         with self._lock:
             state = self._states.setdefault(agent, RiskState())
-            state.raise_factor(factor, now)
+            if drop:
+                state.factors.pop(drop, None)
+            if factor is not None:
+                state.raise_factor(factor, at)
             self._signals.pop(agent, None)
-            score = state.score(now)
-        self._publish_level(agent, score, state, now)
+            score = state.score(at)
+        self._publish_level(agent, score, state, at)
         return score
 
     # -- what is known ---------------------------------------------------------------------------

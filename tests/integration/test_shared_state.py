@@ -23,8 +23,8 @@ from warden.audit.reader import LogReader
 from warden.enforce.routes import parse_routes
 from warden.enforce.server import GatewayServer
 from warden.identity.authority import IdentityAuthority
-from warden.shared.client import Breaker
-from warden.shared.redis_state import RedisThrottles, RedisWindows, connect
+from warden.shared.client import Breaker, connect
+from warden.shared.redis_state import RedisThrottles, RedisWindows
 from warden.trust.dlp import Dlp
 from warden.trust.events import TrustEvents
 from warden.trust.windows import DlpWindows, SharedStateUnavailable

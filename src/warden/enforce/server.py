@@ -41,9 +41,9 @@ from warden.policy.engine import PolicyEngine
 from warden.policy.setup import bundle_path, open_policy_engine
 from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
 from warden.server.run import ServerCredentials, write_server_credentials
-from warden.shared.client import Breaker, TlsFiles
+from warden.shared.client import Breaker, TlsFiles, connect
 from warden.shared.gate import SharedGate
-from warden.shared.redis_state import RedisThrottles, RedisWindows, connect
+from warden.shared.redis_state import RedisThrottles, RedisWindows
 from warden.transport import serving
 from warden.transport.loop import freeze_startup_heap
 from warden.transport.loop import run as run_loop

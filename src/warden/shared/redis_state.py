@@ -25,8 +25,8 @@ import redis
 from warden.clock import utcnow
 from warden.enforce.obligations import parse_throttle
 from warden.policy.snapshot import Signal
-from warden.shared.client import PREFETCHED, PREFIX, Breaker, connect
-from warden.trust.windows import CLASSES, WINDOWS, Exceeded, SharedStateUnavailable
+from warden.shared.client import PREFETCHED, PREFIX, Breaker
+from warden.trust.windows import CLASSES, Exceeded, SharedStateUnavailable
 
 log = logging.getLogger("warden.shared")
 
@@ -233,6 +233,3 @@ class RedisThrottles:
             self.breaker.failed()
             raise SharedStateUnavailable(str(exc)) from exc
         return int(wait_ms) / 1000.0
-
-
-__all__ = ["WINDOWS", "RedisThrottles", "RedisWindows", "SharedStateUnavailable", "connect"]

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     jwt_svid_ttl_s: int = Field(default=300, ge=30, le=HOUR)
     jwt_svid_max_ttl_s: int = Field(default=HOUR, ge=30, le=HOUR)
     operator_svid_ttl_s: int = Field(default=12 * HOUR, ge=300, le=7 * DAY)
+    # Certificates `warden ca issue-tls` gives infrastructure (PostgreSQL, Redis and their
+    # clients), which reload their files less often than Warden's own processes renew.
+    tls_cert_max_ttl_s: int = Field(default=7 * DAY, ge=HOUR, le=90 * DAY)
     intermediate_ttl_s: int = Field(default=30 * DAY, ge=DAY, le=365 * DAY)
     root_ttl_s: int = Field(default=3650 * DAY, ge=30 * DAY, le=7300 * DAY)
     clock_skew_s: int = Field(default=30, ge=0, le=300)

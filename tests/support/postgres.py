@@ -95,8 +95,12 @@ def fresh_database(cluster: PostgresCluster, name: str) -> str:
     return cluster.dsn(name)
 
 
-def start_cluster(*, durable: bool = False) -> PostgresCluster:
-    """``durable``: fsync and synchronous commits on, for tests that crash the server."""
+def start_cluster(
+    *, durable: bool = False, tls: tuple[Path, Path, Path] | None = None
+) -> PostgresCluster:
+    """``durable``: fsync and synchronous commits on, for tests that crash the server.
+    ``tls``: (certificate, key, CA bundle) of the server; then only TLS connections with a
+    client certificate from that CA get in."""
     root = Path(tempfile.mkdtemp(prefix="warden-pg-"))
     user = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
     cluster = PostgresCluster(root, _free_port(), user)
@@ -115,6 +119,8 @@ def start_cluster(*, durable: bool = False) -> PostgresCluster:
         f"-c listen_addresses=127.0.0.1 -c port={cluster.port} {fast}"
         f"-c unix_socket_directories={root} -c max_connections=200"
     )
+    if tls is not None:
+        options += _tls_only(cluster, data, tls)
     cluster.options = options
     subprocess.run(
         cluster._as_owner(
@@ -136,3 +142,22 @@ def start_cluster(*, durable: bool = False) -> PostgresCluster:
         capture_output=True,
     )
     return cluster
+
+
+def _tls_only(cluster: PostgresCluster, data: Path, tls: tuple[Path, Path, Path]) -> str:
+    """Copy the server's files where its owner can read them (the key 0600, as PostgreSQL
+    demands) and allow nothing but TLS with a client certificate over TCP."""
+    names = ("server.crt", "server.key", "root.crt")
+    for source, name in zip(tls, names, strict=True):
+        target = data / name
+        shutil.copyfile(source, target)
+        target.chmod(0o600)
+        if os.geteuid() == 0:
+            shutil.chown(target, cluster.user)
+    (data / "pg_hba.conf").write_text(
+        "local all all trust\n"
+        "hostssl all all 127.0.0.1/32 trust clientcert=verify-ca\n"
+        "hostnossl all all 0.0.0.0/0 reject\n"
+    )
+    files = "-c ssl_cert_file=server.crt -c ssl_key_file=server.key -c ssl_ca_file=root.crt"
+    return f" -c ssl=on {files}"

@@ -136,16 +136,27 @@ class CredentialIssuer:
         dns_names: Sequence[str] = (),
         ip_addresses: Sequence[str] = (),
         now: datetime | None = None,
+        ttl_s: int | None = None,
     ) -> IssuedX509:
         """An SVID for one of Warden's own servers (``spiffe://<td>/svc/<name>``).
 
         It may carry DNS and IP SANs besides its one URI SAN, so ordinary TLS clients can check
-        the host name too.
+        the host name too. ``ttl_s`` (at most ``tls_cert_max_ttl_s``): for infrastructure that
+        reloads its certificate files by hand or on a schedule; Warden's processes renew theirs
+        at half the default lifetime.
         """
         validate_name(name)
+        if ttl_s is None:
+            ttl_s = self._settings.x509_svid_ttl_s
+        elif not 60 <= ttl_s <= self._settings.tls_cert_max_ttl_s:
+            raise UntrustedInputError(
+                f"ttl must be between 60 s and tls_cert_max_ttl_s "
+                f"({self._settings.tls_cert_max_ttl_s} s)",
+                code="invalid_ttl",
+            )
         return self._ca.issue_x509_svid(
             SpiffeId.for_principal(self._ca.trust_domain, "svc", name),
-            ttl_s=self._settings.x509_svid_ttl_s,
+            ttl_s=ttl_s,
             epoch=0,
             dns_names=dns_names,
             ip_addresses=ip_addresses,

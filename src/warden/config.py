@@ -12,9 +12,9 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from warden.errors import ConfigError
@@ -23,6 +23,19 @@ ENV_PREFIX = "WARDEN_"
 CONFIG_FILE_NAME = "warden.toml"
 HOUR = 3600
 DAY = 24 * HOUR
+
+
+class Webhook(BaseModel):
+    """Where ``notify`` posts: the body is signed with HMAC-SHA256 under the key in
+    ``secret_file`` (never in the configuration itself); ``format`` shapes the body for a
+    generic receiver, Slack or Microsoft Teams."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=r"^https?://")
+    secret_file: Path
+    format: Literal["warden", "slack", "teams"] = "warden"
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
 
 
 class Settings(BaseSettings):
@@ -115,6 +128,14 @@ class Settings(BaseSettings):
     audit_checkpoint_interval_s: float = Field(default=1.0, ge=0.05, le=60)
     audit_mask_keys: list[str] | None = None  # default: warden.audit.entries.DEFAULT_MASKED
     audit_witness: str | None = None
+
+    # Automated response: the playbook bundle (default: the shipped playbooks, signed and
+    # versioned with the policy signing keys), the webhooks and hooks playbooks may name.
+    response_enabled: bool = True
+    playbooks: Path | None = None
+    response_webhooks: dict[str, Webhook] = Field(default_factory=dict)
+    response_hooks: dict[str, list[str]] = Field(default_factory=dict)
+    response_hook_timeout_s: float = Field(default=60.0, gt=0, le=3600)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8443, ge=0, le=65535)

@@ -65,9 +65,9 @@ class DlpSetup:
     """A gateway with an EHR route (PHI, EU), a CRM route (PII), the ledger (internal) and an
     outbound notification route, in front of one real mTLS upstream; agents in the EU."""
 
-    def __init__(self, authority: IdentityAuthority, root: Path) -> None:
+    def __init__(self, authority: IdentityAuthority, root: Path, **overrides: Any) -> None:
         authority = with_settings(
-            authority, dlp_bulk_records=100, dlp_allowed_hosts=["example.org"]
+            authority, dlp_bulk_records=100, dlp_allowed_hosts=["example.org"], **overrides
         )
         self.authority = authority
         self.root = root

@@ -124,11 +124,12 @@ class DecisionLog:
         self._submit_decision(decision, request, enforcement_point, (loop, future))
         await future
 
-    def append(self, kind: str, body: dict[str, Any]) -> None:
+    def append(self, kind: str, body: dict[str, Any], *, subject: str | None = None) -> None:
         """Append an event (a response action, say) and return once it is durable."""
         future: Future[None] = Future()
         now = utcnow()
-        self._enqueue(_Item(kind, now, event_entry(kind, isoformat(now), body), future))
+        entry = event_entry(kind, isoformat(now), body)
+        self._enqueue(_Item(kind, now, entry, future, subject=subject[:2048] if subject else None))
         future.result(timeout=30)
 
     def note(self, kind: str, body: dict[str, Any], *, subject: str | None = None) -> None:

@@ -22,6 +22,9 @@ class DecisionRecorder(Protocol):
         self, decision: Decision, request: DecisionRequest, *, enforcement_point: str
     ) -> None: ...
 
+    def append(self, kind: str, body: dict[str, Any], *, subject: str | None = None) -> None:
+        """Append an event and return once it is durable (a response action)."""
+
     def note(self, kind: str, body: dict[str, Any], *, subject: str | None = None) -> None:
         """Append an event without waiting (never raises: a lost note is logged)."""
 

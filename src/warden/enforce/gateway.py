@@ -49,6 +49,7 @@ from warden.identity.verifier import CredentialVerifier
 from warden.metrics import Metrics
 from warden.policy.engine import PolicyEngine
 from warden.policy.model import Decision, DecisionRequest
+from warden.response.engine import ResponseEngine
 from warden.risk.engine import RiskEngine
 from warden.shared.gate import SharedGate
 from warden.trust.dlp import Dlp
@@ -83,6 +84,7 @@ class Gateway:
     risk: RiskEngine | None = None  # learns from every request, scores the next decision
     metrics: Metrics = field(default_factory=lambda: Metrics("gateway"))
     gate: SharedGate | None = None  # Redis: the revocation fence and shared DLP counts
+    response: ResponseEngine | None = None  # playbooks: what it sees may contain an agent
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -276,9 +278,11 @@ class Gateway:
         if not decision.allowed:
             return decision
         for obligation in decision.obligations:
-            if obligation.startswith("throttle:"):
+            if obligation.startswith(("throttle:", "throttle-agent:")):
+                # A playbook's cap on the agent counts across all its routes.
+                scope = "*" if obligation.startswith("throttle-agent:") else route.name
                 try:
-                    wait = self.throttles.take(subject, route.name, obligation)
+                    wait = self.throttles.take(subject, scope, obligation)
                 except SharedStateUnavailable as exc:
                     raise Refused(503, "shared_state_unavailable", str(exc)[:200]) from exc
                 if wait > 0:

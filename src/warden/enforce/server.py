@@ -39,6 +39,7 @@ from warden.identity.verifier import CredentialVerifier
 from warden.metrics import bound_port, probe_server, process_metrics
 from warden.policy.engine import PolicyEngine
 from warden.policy.setup import bundle_path, open_policy_engine
+from warden.response.setup import open_response_engine
 from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
 from warden.server.run import ServerCredentials, write_server_credentials
 from warden.shared.client import Breaker, TlsFiles, connect
@@ -157,6 +158,16 @@ class GatewayServer:
             self.breaker,
             tls,
         )
+        # Playbooks: what this enforcement point sees (risk, DLP, health, decisions) can
+        # contain an agent everywhere.
+        self.response = open_response_engine(
+            authority,
+            self.recorder,
+            self.engine,
+            runner=self.spiffe_id,
+            risk=self.risk,
+            events=self.events,
+        )
         self.gateway = Gateway(
             authority=authority,
             engine=self.engine,
@@ -177,6 +188,7 @@ class GatewayServer:
             risk=self.risk,
             throttles=throttles,
             gate=SharedGate(settings.redis_url, self.breaker, tls) if settings.redis_url else None,
+            response=self.response,
             verifier=None
             if status is None
             else CredentialVerifier(
@@ -270,6 +282,8 @@ class GatewayServer:
             if self.gateway.gate is not None:
                 await self.gateway.gate.close()
             await asyncio.to_thread(self.save_baselines)
+            if self.response is not None:
+                await asyncio.to_thread(self.response.close)  # runs under way finish
             await asyncio.to_thread(self.recorder.close)  # what waits is written, then sealed
 
     async def _renew_svid(self) -> None:

@@ -39,6 +39,7 @@ STATUSES: tuple[Status, ...] = ("active", "disabled", "quarantined", "revoked")
 OperatorRole = Literal["admin", "operator", "approver", "auditor"]
 OPERATOR_ROLES: tuple[OperatorRole, ...] = ("admin", "operator", "approver", "auditor")
 MAX_LABELS = 64
+CONTAINMENT_KINDS = ("restrict", "throttle", "approval")
 MAX_LABEL_LENGTH = 256
 
 
@@ -60,6 +61,8 @@ class Agent:
     updated_at: datetime
     status_reason: str = ""
     groups: list[str] = field(default_factory=list)
+    # What playbooks hold it to (restrict, throttle, approval): kind -> its terms.
+    containment: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -125,6 +128,7 @@ def _agent(row: Row[Any]) -> Agent:
         updated_at=as_utc(row.updated_at),
         status_reason=row.status_reason,
         groups=list(row.groups or []),
+        containment=dict(row.containment or {}),
     )
 
 
@@ -289,8 +293,9 @@ class AgentRegistry:
 
     def quarantine(self, name: str, reason: str = "") -> Agent:
         """Contain an agent: no credential of its works until it is released."""
+        # A revoked agent may be quarantined too: held for investigation until released.
         return self._transition(
-            name, "quarantine", {"active", "disabled"}, "quarantined", reason, bump=False
+            name, "quarantine", {"active", "disabled", "revoked"}, "quarantined", reason, bump=False
         )
 
     def release(self, name: str, reason: str = "") -> Agent:
@@ -335,6 +340,45 @@ class AgentRegistry:
             )
         self._on_change()
         return self.get(name)
+
+    def contain(self, name: str, kind: str, terms: Mapping[str, Any] | None, reason: str) -> bool:
+        """Hold the agent to ``terms`` for one kind of containment (restrict, throttle,
+        approval), or lift it (``terms`` None). Every decision point follows through the feed.
+        False when nothing changed (the same terms were held already): actions repeat safely."""
+        if kind not in CONTAINMENT_KINDS:
+            raise UntrustedInputError(f"unknown containment {kind!r}", code="invalid_containment")
+        table = schema.agents
+        with self._store.begin() as conn:
+            row = conn.execute(
+                select(
+                    table.c.spiffe_id, table.c.status, table.c.credential_epoch, table.c.containment
+                ).where(table.c.name == name)
+            ).one_or_none()
+            if row is None:
+                raise AgentNotFound(name)
+            held = dict(row.containment or {})
+            if terms is None:
+                if held.pop(kind, None) is None:
+                    return False
+            else:
+                if held.get(kind) == dict(terms):
+                    return False
+                held[kind] = dict(terms)
+            conn.execute(
+                table.update()
+                .where(table.c.name == name)
+                .values(containment=held, updated_at=utcnow())
+            )
+            append_change(
+                conn,
+                spiffe_id=row.spiffe_id,
+                change="containment",
+                status=row.status,
+                epoch=row.credential_epoch,
+                reason=f"{'lift' if terms is None else 'hold'} {kind}: {reason}",
+            )
+        self._on_change()
+        return True
 
     def set_selectors(self, name: str, selectors: Iterable[str]) -> Agent:
         """Replace the agent's attestation selectors (refused if they overlap another's)."""

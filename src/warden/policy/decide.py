@@ -113,7 +113,7 @@ def decide(
         determining = [bundle.meta[p] for p in result.reasons if p in bundle.meta]
         if result.allowed:
             obligations = tuple(dict.fromkeys(o for m in determining for o in m.obligations))
-            return Decision(
+            allowed = Decision(
                 decision_id=decision_id,
                 decision="allow",
                 reasons=tuple(Reason(m.id, "permit", m.reason) for m in determining),
@@ -124,6 +124,9 @@ def decide(
                 at=now,
                 health=health,
             )
+            # What a playbook holds the agent to: a restriction, a throttle, an approval.
+            held = facts.containment
+            return allowed if held is None else held.apply(allowed, request)
         reasons = tuple(Reason(m.id, "forbid", m.reason) for m in determining) or (
             Reason("default-deny", "forbid", "no policy permits this request"),
         )

@@ -72,7 +72,12 @@ class PolicyEngine:
     def reload_agents(self, spiffe_ids: set[str] | None = None) -> None:
         table = schema.agents
         query = select(
-            table.c.spiffe_id, table.c.owner, table.c.labels, table.c.groups, table.c.status
+            table.c.spiffe_id,
+            table.c.owner,
+            table.c.labels,
+            table.c.groups,
+            table.c.status,
+            table.c.containment,
         )
         if spiffe_ids is not None:
             query = query.where(table.c.spiffe_id.in_(spiffe_ids))
@@ -80,7 +85,7 @@ class PolicyEngine:
             rows = conn.execute(query).all()
         found = {
             r.spiffe_id: AgentFacts.of(
-                r.spiffe_id, r.owner, r.labels, list(r.groups or []), r.status
+                r.spiffe_id, r.owner, r.labels, list(r.groups or []), r.status, r.containment
             )
             for r in rows
         }

@@ -14,3 +14,12 @@ def shipped_policies() -> Path:
     if installed.is_dir():
         return installed
     return package.parent.parent / "policies"
+
+
+def shipped_playbooks() -> Path:
+    """The ``playbooks/`` directory, found the same way as the policy packs."""
+    package = Path(warden.__file__).parent
+    installed = package / "_playbooks"
+    if installed.is_dir():
+        return installed
+    return package.parent.parent / "playbooks"

@@ -23,6 +23,7 @@ from warden.policy.cedar_call import CedarAnswer, authorize
 from warden.policy.model import Resource
 from warden.policy.schema_actions import action_entities
 from warden.policy.workorders import WorkOrder
+from warden.response.containment import Containment
 
 ENTITY_CACHE_SIZE = 65_536
 
@@ -36,10 +37,18 @@ class AgentFacts:
     labels: tuple[str, ...]  # "key=value", sorted
     groups: tuple[str, ...]
     status: str
+    # What playbooks hold the agent to; applied after Cedar, never seen by policies.
+    containment: Containment | None = None
 
     @classmethod
     def of(
-        cls, spiffe_id: str, owner: str, labels: Mapping[str, str], groups: list[str], status: str
+        cls,
+        spiffe_id: str,
+        owner: str,
+        labels: Mapping[str, str],
+        groups: list[str],
+        status: str,
+        containment: dict[str, Any] | None = None,
     ) -> AgentFacts:
         return cls(
             spiffe_id,
@@ -47,6 +56,7 @@ class AgentFacts:
             tuple(sorted(f"{k}={v}" for k, v in labels.items())),
             tuple(sorted(groups)),
             status,
+            Containment.from_json(containment),
         )
 
 

@@ -82,6 +82,11 @@ class RiskEngine(Mapping[str, Signal]):
         # called with (agent, score, factors, at) when a score moves by SHARE_STEP or more.
         self.share: Callable[[str, int, list[list[Any]], float], None] | None = None
         self._shared: dict[str, int] = {}
+        # Who acts on raised factors (the response engine): called outside the lock with
+        # (agent, the factors just raised, the score after, its contributions). Scores only
+        # rise when a factor is raised, so a threshold is never crossed unseen.
+        self.on_raised: Callable[[str, list[Factor], int, list[tuple[Factor, int]]], None] | None
+        self.on_raised = None
         self._lock = threading.Lock()
 
     # -- what happens ----------------------------------------------------------------------------
@@ -101,14 +106,16 @@ class RiskEngine(Mapping[str, Signal]):
                 opinion = self.model.assess(_features(baseline, obs, hour))
                 if opinion is not None:
                     found.append(opinion)
-            for factor in found:
-                if factor.points:
-                    state.raise_factor(factor, obs.at)
+            raised = [factor for factor in found if factor.points]
+            for factor in raised:
+                state.raise_factor(factor, obs.at)
             detectors.learn(baseline, obs, hour, self._fingerprint)
             self.dirty.add(obs.agent)
             self._signals.pop(obs.agent, None)
             score = state.score(obs.at)
         self._publish_level(obs.agent, score, state, obs.at)
+        if raised:
+            self._tell_raised(obs.agent, raised, score, state, obs.at)
         return score
 
     def signal(self, event: TrustSignal) -> int:
@@ -149,7 +156,18 @@ class RiskEngine(Mapping[str, Signal]):
             self._signals.pop(agent, None)
             score = state.score(at)
         self._publish_level(agent, score, state, at)
+        if factor is not None and factor.points:
+            self._tell_raised(agent, [factor], score, state, at)
         return score
+
+    def _tell_raised(
+        self, agent: str, raised: list[Factor], score: int, state: RiskState, at: float
+    ) -> None:
+        if self.on_raised is None:
+            return
+        with self._lock:
+            parts = state.contributions(at)
+        self.on_raised(agent, raised, score, parts)
 
     # -- what is known ---------------------------------------------------------------------------
 

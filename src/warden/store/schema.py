@@ -44,6 +44,9 @@ agents = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("status_reason", Text, nullable=False, default=""),
     Column("groups", JSON, nullable=False, default=list),
+    # What a playbook holds the agent to (restrict, throttle, approval): read by every
+    # decision point, through the feed, until it is lifted.
+    Column("containment", JSON, nullable=False, default=dict),
 )
 
 # SPIFFE IDs of deleted agents: not reusable until every credential they held has expired.
@@ -338,4 +341,61 @@ risk_baselines = Table(
     Column("subject", String(2048), primary_key=True),
     Column("baseline", JSON, nullable=False),
     Column("saved_at", DateTime(timezone=True), nullable=False),
+)
+
+# One run of a playbook for one trigger: the key makes enforcement points that see the same
+# event act once; ``steps`` says what each action did.
+response_runs = Table(
+    "response_runs",
+    metadata,
+    Column("run_key", String(128), primary_key=True),
+    Column("playbook", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("agent", String(63), nullable=False),
+    Column("trigger", JSON, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("steps", JSON, nullable=False),
+    Column("runner", String(2048), nullable=False),
+    Index("ix_response_runs_agent", "agent", "started_at"),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("agent", String(63), nullable=False),
+    Column("playbook", String(128), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("severity", String(16), nullable=False),  # low | medium | high | critical
+    Column("status", String(16), nullable=False),  # open | resolved
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_by", String(2048), nullable=True),
+    Column("resolution", Text, nullable=False, default=""),
+    Column("events", JSON, nullable=False),
+    Column("decisions", JSON, nullable=False),
+    Column("factors", JSON, nullable=False),
+    Index("ix_incidents_status", "status", "opened_at"),
+)
+
+# Requests parked for a human (a playbook's require_approval) and releases that need one.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("agent", String(63), nullable=False),
+    Column("kind", String(16), nullable=False),  # request | release
+    Column("action", String(256), nullable=False),
+    Column("resource", String(2048), nullable=False),
+    Column("decision_id", String(36), nullable=True),
+    Column("detail", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | approved | denied | timed_out
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(2048), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("reason", Text, nullable=False, default=""),
+    Index("ix_approvals_status", "status", "created_at"),
 )

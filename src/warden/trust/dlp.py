@@ -132,11 +132,15 @@ class Dlp:
                 route=route_name,
                 regions=sorted(found.regions),
                 destination=destination_region,
+                classes=["phi"],
             )
             return Verdict(blocked="residency_breach", classification=found)
         bulk = self._bulk_answer(agent, route_name, found.records)
         if bulk:
-            self._publish("bulk_export", agent, route=route_name, records=found.records)
+            classes = [c for c in CLASSES if found.count(c)]
+            self._publish(
+                "bulk_export", agent, route=route_name, records=found.records, classes=classes
+            )
         return Verdict(bulk=bulk, classification=found)
 
     def take(
@@ -159,6 +163,7 @@ class Dlp:
             agent,
             route=route_name,
             window=first.reason,
+            classes=sorted({e.data_class for e in exceeded}),
             limit=first.limit,
             current=first.current,
             adding=first.adding,

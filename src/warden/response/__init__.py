@@ -1,0 +1,1 @@
+"""Automated response: playbooks that contain a misbehaving agent within a second."""

@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     response_webhooks: dict[str, Webhook] = Field(default_factory=dict)
     response_hooks: dict[str, list[str]] = Field(default_factory=dict)
     response_hook_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # How long a request parked for approval waits when its obligation names no time.
+    approval_timeout_s: float = Field(default=300.0, ge=1, le=86_400)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8443, ge=0, le=65535)

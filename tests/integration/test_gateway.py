@@ -396,7 +396,7 @@ def test_throttle_and_approval_obligations(authority: IdentityAuthority, tmp_pat
         """
         @id("reads") @obligation("throttle:3/m") permit (principal, action in Action::"read",
                                                          resource);
-        @id("writes-need-a-human") @obligation("approval")
+        @id("writes-need-a-human") @obligation("approval:1")
         permit (principal, action in Action::"write", resource);
     """,
     )
@@ -421,8 +421,9 @@ def test_throttle_and_approval_obligations(authority: IdentityAuthority, tmp_pat
             throttled = client.get("/ledger/x")
             assert throttled.json()["reason"] == "throttled"
             assert int(throttled.headers["retry-after"]) >= 1
+            # Parked for a human; nobody decides within its second: refused.
             parked = client.post("/ledger/x", json={})
-            assert (parked.status_code, parked.json()["reason"]) == (202, "approval_required")
+            assert (parked.status_code, parked.json()["reason"]) == (403, "approval_timed_out")
         assert [s["path"] for s in upstream.seen] == ["/ledger/x"] * 3  # nothing else got through
     finally:
         gateway.stop()

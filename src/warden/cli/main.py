@@ -17,6 +17,7 @@ from warden.cli import (
     mcp,
     operators,
     policy,
+    response,
     run,
     svids,
     workorders,
@@ -47,6 +48,9 @@ app.add_typer(audit.app, name="audit", help="The decision log: verify, prove, re
 app.add_typer(
     enforcement_points.app, name="enforcement-point", help="Services allowed to ask for decisions."
 )
+app.add_typer(response.playbook_app, name="playbook", help="Automated response playbooks.")
+app.add_typer(response.incident_app, name="incident", help="Incidents playbooks opened.")
+app.add_typer(response.approval_app, name="approval", help="Requests parked for a human.")
 app.command("demo", help="A walk-through of Warden on a fresh state directory.")(demo.run_demo)
 app.command("run")(run.run)
 app.command("join")(run.join)

@@ -38,6 +38,7 @@ from warden.enforce.exchange import (
     refusal,
 )
 from warden.enforce.obligations import Throttle, Throttles
+from warden.enforce.parking import park
 from warden.enforce.relay import forward
 from warden.enforce.risk_feed import observe
 from warden.enforce.routes import AmbiguousRequest, Route, RouteTable, extract_args
@@ -106,6 +107,7 @@ class Gateway:
             decision = self.reserve(decision, incoming.subject, route)  # 4 reserve
             try:
                 await self.record(decision, request)  # 5 record
+                await park(self, decision, request)  # an approval it needs: wait for it
                 if decision.allowed:
                     await forward(self, send, route, incoming, decision)  # 6-8 forward, inspect
                 else:
@@ -292,8 +294,6 @@ class Gateway:
                         f"{obligation} exceeded",
                         {"retry-after": str(max(1, round(wait)))},
                     )
-            elif obligation == "approval":
-                raise Refused(202, "approval_required", "parked for human approval")
         in_flight = self.in_flight.get(subject, 0)
         if in_flight >= self.authority.settings.gateway_max_concurrent_per_agent:
             raise Refused(429, "too_many_concurrent", "too many requests in flight")

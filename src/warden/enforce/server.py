@@ -163,7 +163,6 @@ class GatewayServer:
         self.response = open_response_engine(
             authority,
             self.recorder,
-            self.engine,
             runner=self.spiffe_id,
             risk=self.risk,
             events=self.events,

@@ -66,9 +66,14 @@ class AdminAuthorizer:
         }
 
     def authorize(
-        self, principal: AdminPrincipal, action: str, resource: tuple[str, str]
+        self,
+        principal: AdminPrincipal,
+        action: str,
+        resource: tuple[str, str],
+        attrs: dict[str, str | bool] | None = None,
     ) -> AdminDecision:
-        """May ``principal`` perform ``action`` on ``resource`` (``(type, id)``)?"""
+        """May ``principal`` perform ``action`` on ``resource`` (``(type, id)``, with
+        ``attrs`` where known)?"""
         principal_uid = {"type": principal.kind, "id": principal.name}
         resource_uid = {"type": resource[0], "id": resource[1]}
         entities: list[dict[str, Any]] = [
@@ -76,7 +81,11 @@ class AdminAuthorizer:
         ]
         if resource_uid != principal_uid:
             entities.append(
-                {"uid": resource_uid, "attrs": _default_attrs(resource[0]), "parents": []}
+                {
+                    "uid": resource_uid,
+                    "attrs": {**_default_attrs(resource[0]), **(attrs or {})},
+                    "parents": [],
+                }
             )
         request = {
             "principal": principal_uid,
@@ -97,7 +106,7 @@ class AdminAuthorizer:
 
 
 _DEFAULT_ATTRS: dict[str, dict[str, str | bool]] = {
-    "Operator": {"role": ""},
+    "Operator": {"role": "", "name": ""},
     "Agent": {"owner": ""},
     "Service": {"enforcement_point": False},
 }

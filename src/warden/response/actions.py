@@ -198,7 +198,30 @@ def _reprovision(terms: Reprovision, c: StepContext) -> str:
 
 
 def _release(terms: Release, c: StepContext) -> str:
-    raise NotConfigured(f"release of {', '.join(terms.lift)} needs an approval, not available yet")
+    """Asks for the release; an approver's ``approve`` carries it out."""
+    pending = [
+        a
+        for a in c.engine.approvals.list(status="pending", agent=c.agent.name)
+        if a.kind == "release" and sorted(a.detail.get("lift", [])) == sorted(terms.lift)
+    ]
+    if pending:
+        raise Already(f"release asked already: approval {pending[0].id}")
+    approval = c.engine.approvals.park(
+        agent=c.agent.name,
+        kind="release",
+        action="release:" + ",".join(terms.lift),
+        resource=f"Agent:{c.agent.spiffe_id}",
+        decision_id=None,
+        detail={
+            "lift": list(terms.lift),
+            "playbook": c.playbook.name,
+            "run": c.run,
+            "spiffe_id": c.agent.spiffe_id,
+            "owner": c.agent.owner,
+        },
+        timeout_s=terms.timeout_s,
+    )
+    return f"pending: approval {approval.id} lifts {', '.join(terms.lift)} once approved"
 
 
 ACTIONS: dict[str, Callable[[Any, StepContext], str]] = {

@@ -77,7 +77,7 @@ class Containment:
         if self.throttle and self.throttle_route in ("", request.context.get("route")):
             added.append(f"throttle-agent:{self.throttle}")
         if request.action in self.approval:
-            added.append("approval")
+            added.append(f"approval:{round(self.approval_timeout_s)}")
         if not added:
             return decision
         return replace(decision, obligations=(*decision.obligations, *added))

@@ -13,51 +13,30 @@ every enforcement point.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from warden.audit.recorder import DecisionRecorder
-from warden.errors import WardenError
+from warden.errors import NotFoundError, WardenError
 from warden.identity.authority import IdentityAuthority
-from warden.identity.registry import Agent
 from warden.policy.bundle import BundleFiles
-from warden.policy.engine import PolicyEngine
 from warden.policy.errors import BundleRejected
-from warden.policy.model import Decision, DecisionRequest
 from warden.policy.signing import verify_signature
 from warden.response.actions import Step, StepContext, run_action
-from warden.response.playbooks import Playbook, PlaybookBundle, compile_playbooks
+from warden.response.approvals import Approval, Approvals
+from warden.response.matching import Firing, Matcher, conditions_fail
+from warden.response.playbooks import PlaybookBundle, compile_playbooks
 from warden.response.records import Incidents, Runs
-from warden.risk.detectors import Factor
-from warden.risk.score import MAX_SCORE
 from warden.trust.events import TrustEvent, TrustEvents
 
 log = logging.getLogger("warden.response")
 ACTIVE_KEY = "playbooks_active"  # "<version> <revision>"
-NAMED_POINTS = 300  # a named detector this strong agrees with a critical score
-DENIAL_MEMORY = 10_000  # denial times kept per agent, at most
-
-
-@dataclass(frozen=True)
-class Firing:
-    """A playbook's trigger matched for an agent (SPIFFE ID): what tripped it, and when."""
-
-    playbook: Playbook
-    agent: str
-    kind: str
-    detail: dict[str, Any]
-    classes: tuple[str, ...] = ()
-    at: float = field(default_factory=time.time)
-    by: str = ""  # who triggered it by hand
 
 
 @dataclass
@@ -70,10 +49,22 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.run is not None and all(s.outcome in ("done", "already") for s in self.steps)
+        return self.run is not None and all(
+            s.outcome in ("done", "already", "pending") for s in self.steps
+        )
+
+    @property
+    def status(self) -> str:
+        """done; failed (an action failed); incomplete (one names an unconfigured webhook or
+        hook, which only the operator can fix)."""
+        outcomes = {s.outcome for s in self.steps}
+        if "failed" in outcomes:
+            return "failed"
+        return "incomplete" if "not_configured" in outcomes else "done"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "status": self.status,
             "playbook": self.playbook,
             "agent": self.agent,
             "run": self.run,
@@ -82,36 +73,30 @@ class RunResult:
         }
 
 
-class ResponseEngine:
+class ResponseEngine(Matcher):
     """Runs the active playbooks for every enforcement point and control plane process."""
 
     def __init__(
         self,
         authority: IdentityAuthority,
         recorder: DecisionRecorder,
-        policy: PolicyEngine,
         *,
         runner: str,
         trusted_keys: list[Ed25519PublicKey] | None = None,
         require_signature: bool = False,
         workers: int = 4,
     ) -> None:
+        super().__init__()
         self.authority = authority
         self.recorder = recorder
-        self.policy = policy
         self.runner = runner
         self.incidents = Incidents(authority.store)
         self.runs = Runs(authority.store)
-        self.active: PlaybookBundle | None = None
+        self.approvals = Approvals(authority.store, on_release=self.carry_out_release)
         self._trusted = trusted_keys or []
         self._require_signature = require_signature
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="warden-response")
-        self._denials: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
         self._pending: set[Future[RunResult]] = set()
-        # Set from the active bundle, so the request path looks up only what can match.
-        self._by_kind: dict[str, list[Playbook]] = {}
-        self._policy_ids: frozenset[str] = frozenset()
         self.risk_of: Callable[[str], list[Any]] = lambda _agent: []
         self.on_run: Callable[[RunResult], None] | None = None  # tests, the console
 
@@ -134,7 +119,7 @@ class ResponseEngine:
         except OSError as exc:
             raise BundleRejected(str(path), f"cannot read: {exc}") from exc
         self._claim(bundle)
-        self._install(bundle)
+        self.install(bundle)
         self.recorder.note(
             "response",
             {
@@ -167,133 +152,24 @@ class ResponseEngine:
                 return
         raise BundleRejected(bundle.source, "the active playbooks kept changing; try again")
 
-    def _install(self, bundle: PlaybookBundle) -> None:
-        by_kind: dict[str, list[Playbook]] = {}
-        for playbook in bundle.playbooks:
-            if playbook.enabled:
-                by_kind.setdefault(playbook.trigger.kind, []).append(playbook)
-        ids = {i for p in by_kind.get("policy", []) for i in p.trigger.policy.ids}  # type: ignore[union-attr]
-        with self._lock:
-            self.active = bundle
-            self._by_kind = by_kind
-            self._policy_ids = frozenset(ids)
-
-    # -- what happens (cheap: these run where the event arises) ----------------------------------
-
-    def attach(self, events: TrustEvents) -> None:
-        events.subscribe(self.on_event)
-
-    def on_raised(
-        self, agent: str, raised: list[Factor], score: int, parts: list[tuple[Factor, int]]
-    ) -> None:
-        """The risk engine raised ``raised`` against ``agent``; its score is now ``score``."""
-        by_kind = self._by_kind
-        for playbook in by_kind.get("risk", ()):
-            trigger = playbook.trigger.risk
-            assert trigger is not None
-            counted = [(f, p) for f, p in parts if f.code not in trigger.ignore]
-            if min(MAX_SCORE, sum(p for _, p in counted)) < trigger.at_least:
-                continue
-            named = [f for f, p in counted if f.named and p >= NAMED_POINTS]
-            if trigger.named and not named:
-                continue
-            self._fire(playbook, agent, "risk", _risk_detail(score, parts))
-        for playbook in by_kind.get("detector", ()):
-            detector = playbook.trigger.detector
-            assert detector is not None
-            hit = next(
-                (f for f in raised if f.code == detector.name and f.points >= detector.min_points),
-                None,
-            )
-            if hit is not None:
-                detail = {"detector": hit.code, "words": hit.words, **_risk_detail(score, parts)}
-                self._fire(playbook, agent, "detector", detail)
-
-    def on_event(self, event: TrustEvent) -> None:
-        """A trust event (DLP, health) from this process's enforcement point."""
-        by_kind = self._by_kind
-        classes = tuple(str(c) for c in event.detail.get("classes", ()) or ())
-        if event.kind in ("dlp_window_exceeded", "bulk_export", "residency_breach"):
-            for playbook in by_kind.get("dlp", ()):
-                trigger = playbook.trigger.dlp
-                assert trigger is not None
-                if event.kind not in trigger.events:
-                    continue
-                if trigger.classes and not set(trigger.classes) & set(classes):
-                    continue
-                self._fire(playbook, event.agent, "dlp", event.to_dict(), classes)
-        elif event.kind == "health_changed":
-            status = str(event.detail.get("to", ""))
-            if status == "healthy":
-                self._submit(lambda: self._clean_report(event))
-                return
-            for playbook in by_kind.get("health", ()):
-                health = playbook.trigger.health
-                assert health is not None
-                if status in health.status:
-                    self._fire(playbook, event.agent, "health", event.to_dict())
-
-    def on_decision(self, request: DecisionRequest, decision: Decision) -> None:
-        """Each decision an enforcement point made (after it answered)."""
-        by_kind = self._by_kind
-        if not decision.allowed and "denials" in by_kind:
-            self._count_denial(request.subject_id, by_kind["denials"])
-        if self._policy_ids:
-            ids = {r.policy for r in decision.reasons} & self._policy_ids
-            if ids:
-                for playbook in by_kind.get("policy", ()):
-                    trigger = playbook.trigger.policy
-                    assert trigger is not None
-                    if ids & set(trigger.ids) and trigger.decision in ("any", decision.decision):
-                        classification = request.resource.properties.get("classification")
-                        detail = {
-                            "decision_id": decision.decision_id,
-                            "decision": decision.decision,
-                            "policies": sorted(ids),
-                            "action": request.action,
-                            "resource": f"{request.resource.type}:{request.resource.id}",
-                        }
-                        classes = (str(classification),) if classification else ()
-                        self._fire(playbook, request.subject_id, "policy", detail, classes)
-
-    def on_attestation_failed(self, agent: str, reason: str, method: str) -> None:
-        for playbook in self._by_kind.get("attestation_failed", ()):
-            detail = {"reason": reason, "method": method}
-            self._fire(playbook, agent, "attestation_failed", detail)
-
     def trigger(self, name: str, agent_name: str, *, by: str, reason: str) -> RunResult:
         """Run a playbook by hand for one agent (any trigger kind), now; waits for it."""
         bundle = self.active
         playbook = bundle.by_name(name) if bundle is not None else None
         if playbook is None:
-            raise WardenError(f"no active playbook {name!r}", code="playbook_not_found")
+            raise NotFoundError(f"no active playbook {name!r}", code="playbook_not_found")
         agent = self.authority.agents.get(agent_name)
         firing = Firing(playbook, agent.spiffe_id, "manual", {"reason": reason[:500]}, by=by)
         return self.run(firing)
 
-    def _count_denial(self, agent: str, playbooks: list[Playbook]) -> None:
-        now = time.time()
-        with self._lock:
-            times = self._denials.setdefault(agent, deque(maxlen=DENIAL_MEMORY))
-            times.append(now)
-        for playbook in playbooks:
-            trigger = playbook.trigger.denials
-            assert trigger is not None
-            recent = sum(1 for t in list(times) if t > now - trigger.within_s)
-            if recent >= trigger.count:
-                detail = {"denials": recent, "within_s": trigger.within_s}
-                self._fire(playbook, agent, "denials", detail)
+    def attach(self, events: TrustEvents) -> None:
+        events.subscribe(self.on_event)
 
-    def _fire(
-        self,
-        playbook: Playbook,
-        agent: str,
-        kind: str,
-        detail: dict[str, Any],
-        classes: tuple[str, ...] = (),
-    ) -> None:
-        firing = Firing(playbook, agent, kind, detail, classes)
+    def fire(self, firing: Firing) -> None:
         self._submit(lambda: self.run(firing))
+
+    def clean_report(self, event: TrustEvent) -> None:
+        self._submit(lambda: self._clean_report(event))
 
     def _submit(self, job: Callable[[], Any]) -> None:
         try:
@@ -322,7 +198,7 @@ class ResponseEngine:
             result.why_not = "not a registered agent"
             return result
         # By hand, the operator chose the agent: conditions are for what happens on its own.
-        why_not = "" if firing.kind == "manual" else _conditions_fail(playbook, agent, firing)
+        why_not = "" if firing.kind == "manual" else conditions_fail(playbook, agent, firing)
         if why_not:
             result.why_not = why_not
             return result
@@ -354,7 +230,7 @@ class ResponseEngine:
             step = run_action(action, context)
             result.steps.append(step)
             self._record_step(context, step)
-        status = "done" if result.ok else "failed"
+        status = result.status
         self.runs.finish(key, status, [s.to_dict() for s in result.steps])
         if self.on_run is not None:
             self.on_run(result)
@@ -396,6 +272,31 @@ class ResponseEngine:
                 subject=agent.spiffe_id,
             )
 
+    def carry_out_release(self, approval: Approval) -> None:
+        """An approved release: lift what it names, each on record."""
+        agent = self.authority.agents.get(approval.agent)
+        lifted = []
+        for kind in approval.detail.get("lift", []):
+            if kind == "quarantine":
+                if agent.status == "quarantined":
+                    self.authority.agents.release(agent.name, f"approval {approval.id}")
+                    lifted.append(kind)
+            elif self.authority.agents.contain(agent.name, kind, None, f"approval {approval.id}"):
+                lifted.append(kind)
+        for kind in lifted:
+            self.recorder.append(
+                "response",
+                {
+                    "event": "lifted",
+                    "agent": agent.spiffe_id,
+                    "lift": kind,
+                    "approval": approval.id,
+                    "approved_by": approval.decided_by or "",
+                    "playbook": str(approval.detail.get("playbook", "")),
+                },
+                subject=agent.spiffe_id,
+            )
+
     def wait_idle(self, timeout_s: float = 10.0) -> None:
         """Wait for the runs under way (tests, shutdown)."""
         deadline = time.monotonic() + timeout_s
@@ -409,26 +310,3 @@ class ResponseEngine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
-
-
-def _risk_detail(score: int, parts: list[tuple[Factor, int]]) -> dict[str, Any]:
-    return {"score": score, "factors": [[f.words, p] for f, p in parts[:5]]}
-
-
-def _conditions_fail(playbook: Playbook, agent: Agent, firing: Firing) -> str:
-    """Why the playbook's conditions do not hold (empty when they do)."""
-    when = playbook.when
-    for key, value in when.labels.items():
-        if agent.labels.get(key) != value:
-            return f"label {key}={value} does not hold"
-    if when.data_classes and not set(when.data_classes) & set(firing.classes):
-        return f"none of {', '.join(when.data_classes)} involved"
-    at = datetime.fromtimestamp(firing.at, UTC)
-    if when.hours_utc is not None:
-        start, end = when.hours_utc
-        inside = start <= at.hour < end if start <= end else (at.hour >= start or at.hour < end)
-        if not inside:
-            return f"outside hours {start}-{end} UTC"
-    if when.weekdays and at.weekday() not in when.weekdays:
-        return "not on a listed weekday"
-    return ""

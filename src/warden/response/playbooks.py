@@ -10,6 +10,7 @@ in Warden's configuration: it never carries a URL secret or a command line.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -181,6 +182,7 @@ class Release(_Strict):
     """Lift a quarantine or a restriction: asked of an approver, done once approved."""
 
     lift: list[Liftable] = Field(default_factory=lambda: list(LIFT_DEFAULT), min_length=1)
+    timeout_s: float = Field(default=86_400.0, ge=60, le=30 * 86_400)
 
 
 ACTION_MODELS: dict[str, type[_Strict]] = {
@@ -243,6 +245,18 @@ class PlaybookBundle(BaseModel):
 
     def by_name(self, name: str) -> Playbook | None:
         return next((p for p in self.playbooks if p.name == name), None)
+
+    def unconfigured(self, webhooks: Iterable[str], hooks: Iterable[str]) -> list[str]:
+        """Webhooks and hooks the playbooks name that the configuration lacks."""
+        known_webhooks, known_hooks = set(webhooks), set(hooks)
+        missing = []
+        for playbook in self.playbooks:
+            for action in playbook.actions:
+                if isinstance(action.terms, Notify) and action.terms.webhook not in known_webhooks:
+                    missing.append(f"{playbook.name}: webhook {action.terms.webhook!r}")
+                if isinstance(action.terms, Reprovision) and action.terms.hook not in known_hooks:
+                    missing.append(f"{playbook.name}: hook {action.terms.hook!r}")
+        return missing
 
 
 def compile_playbooks(files: BundleFiles) -> PlaybookBundle:

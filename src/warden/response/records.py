@@ -13,13 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from warden.clock import as_utc, isoformat, utcnow
-from warden.errors import UntrustedInputError, WardenError
+from warden.errors import ConflictError, NotFoundError, UntrustedInputError
 from warden.store import Store, schema
 
 MAX_INCIDENT_DECISIONS = 20
 
 
-class IncidentNotFound(WardenError):
+class IncidentNotFound(NotFoundError):
     def __init__(self, incident_id: str) -> None:
         super().__init__(f"no incident {incident_id!r}", code="incident_not_found")
 
@@ -152,9 +152,7 @@ class Incidents:
             ).rowcount
         if not done:
             self.get(incident_id)  # raises when it does not exist
-            raise UntrustedInputError(
-                f"incident {incident_id} is resolved already", code="resolved"
-            )
+            raise ConflictError(f"incident {incident_id} is resolved already")
         return self.get(incident_id)
 
 

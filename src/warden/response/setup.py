@@ -7,7 +7,6 @@ from pathlib import Path
 
 from warden.audit.recorder import DecisionRecorder
 from warden.identity.authority import IdentityAuthority
-from warden.policy.engine import PolicyEngine
 from warden.policy.errors import BundleRejected
 from warden.policy.packs import shipped_playbooks
 from warden.policy.signing import load_public_key
@@ -26,7 +25,6 @@ def playbooks_path(authority: IdentityAuthority) -> Path:
 def open_response_engine(
     authority: IdentityAuthority,
     recorder: DecisionRecorder,
-    policy: PolicyEngine,
     *,
     runner: str,
     risk: RiskEngine | None = None,
@@ -41,15 +39,17 @@ def open_response_engine(
     engine = ResponseEngine(
         authority,
         recorder,
-        policy,
         runner=runner,
         trusted_keys=[load_public_key(p.read_bytes()) for p in settings.policy_signing_keys],
         require_signature=settings.policy_require_signature,
     )
     try:
-        engine.activate(playbooks_path(authority))
+        bundle = engine.activate(playbooks_path(authority))
     except BundleRejected as exc:
         log.error("no playbooks active: %s", exc.message)
+    else:
+        for missing in bundle.unconfigured(settings.response_webhooks, settings.response_hooks):
+            log.warning("playbook %s is not configured: that action will not run", missing)
     if risk is not None:
         risk.on_raised = engine.on_raised
         engine.risk_of = lambda agent: [list(p) for p in risk.assessment(agent).factors]

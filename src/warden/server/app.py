@@ -34,6 +34,7 @@ from warden.identity.registry import OperatorRole, Status
 from warden.metrics import Metrics
 from warden.policy.admin import AdminAuthorizer
 from warden.policy.engine import PolicyEngine
+from warden.response.engine import ResponseEngine
 from warden.risk.engine import RiskEngine
 from warden.server.attestation_routes import attestation_router
 from warden.server.audit_routes import audit_router
@@ -44,6 +45,7 @@ from warden.server.health_routes import health_router
 from warden.server.limits import BodyLimit
 from warden.server.mcp_routes import mcp_router
 from warden.server.policy_routes import policy_router
+from warden.server.response_routes import response_router
 from warden.server.risk_routes import risk_router
 from warden.transport.path_guard import PathGuard
 from warden.trust.health import HealthBook
@@ -130,6 +132,7 @@ def create_app(
     health: HealthBook | None = None,
     risk: RiskEngine | None = None,
     metrics: Metrics | None = None,
+    response: ResponseEngine | None = None,
 ) -> Any:
     """The ASGI application of the control plane, wrapped in its body-size limit."""
     app = FastAPI(title="Warden control plane", version=__version__, docs_url=None, redoc_url=None)
@@ -260,6 +263,8 @@ def create_app(
 
     for router in _routers(authority, authorizer, engine, recorder, health, risk, metrics):
         app.include_router(router)
+    if response is not None:
+        app.include_router(response_router(authority, authorizer, response))
     limits = BodyLimit(
         app,
         authority.settings.api_max_body_bytes,

@@ -43,7 +43,9 @@ def authenticate(request: Request, authority: IdentityAuthority) -> AdminPrincip
             operator = authority.operators.get(name)
         except OperatorNotFound as exc:
             raise HTTPException(401, {"error": "credential_rejected"}) from exc
-        return AdminPrincipal("Operator", name, spiffe_id, {"role": operator.role})
+        return AdminPrincipal(
+            "Operator", name, spiffe_id, {"role": operator.role, "name": operator.name}
+        )
     if credential.spiffe_id.kind == "agent":
         return AdminPrincipal("Agent", name, spiffe_id, {"owner": ""})
     if credential.spiffe_id.kind == "svc":
@@ -58,10 +60,12 @@ def require(
     authorizer: AdminAuthorizer,
     action: str,
     resource: tuple[str, str],
+    attrs: dict[str, str | bool] | None = None,
 ) -> AdminPrincipal:
-    """Authenticate the caller and let the admin pack decide; 403 on a deny."""
+    """Authenticate the caller and let the admin pack decide; 403 on a deny. ``attrs``: the
+    resource's attributes where a policy reads them (an agent's owner)."""
     principal = authenticate(request, authority)
-    decision = authorizer.authorize(principal, action, resource)
+    decision = authorizer.authorize(principal, action, resource, attrs)
     if not decision.allowed:
         log.info(
             "control-plane deny: %s %s on %s:%s policies=%s errors=%s",

@@ -26,10 +26,12 @@ from warden.clock import utcnow
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca.authority import BUNDLE_SEQUENCE_KEY
 from warden.identity.ca.keys import write_private_file
+from warden.identity.spiffe_id import SpiffeId
 from warden.identity.workload_api import WorkloadApi, WorkloadApiServer
 from warden.metrics import bound_port, probe_server, process_metrics
 from warden.policy.admin import AdminAuthorizer
 from warden.policy.setup import bundle_path, open_policy_engine
+from warden.response.setup import open_response_engine
 from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
 from warden.server.app import create_app
 from warden.shared.client import TlsFiles, connect
@@ -140,6 +142,13 @@ class ControlPlaneServer:
             authority.settings.redis_url,
             tls=tls,
         )
+        self.response = open_response_engine(
+            authority,
+            self.log,
+            runner=str(SpiffeId.for_principal(authority.trust_domain, "svc", SERVICE_NAME)),
+            risk=self.risk,
+            events=self.events,
+        )
         self.metrics = process_metrics("control-plane", authority.status, self.policy)
         self.probes = probe_server(
             self.metrics, authority.settings.metrics_host, authority.settings.api_metrics_port
@@ -152,6 +161,7 @@ class ControlPlaneServer:
             self.health,
             self.risk,
             self.metrics,
+            self.response,
         )
         config = uvicorn.Config(
             app,
@@ -210,6 +220,8 @@ class ControlPlaneServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await duties
             await asyncio.to_thread(self.save_baselines)
+            if self.response is not None:
+                await asyncio.to_thread(self.response.close)  # runs under way finish
             await asyncio.to_thread(self.log.close)  # what waits is written, then sealed
 
     def save_baselines(self) -> None:

@@ -45,6 +45,7 @@ from warden.enforce.mcp.screen import Screen
 from warden.enforce.mcp.sessions import McpSessions
 from warden.enforce.mcp.sse import EventReader, EventTooLarge, encode
 from warden.enforce.mcp.streams import OpenStream, StreamWatch
+from warden.enforce.parking import park
 from warden.enforce.risk_feed import observe
 from warden.enforce.routes import Route
 from warden.enforce.upstream_client import UpstreamIdentityMismatch, read_bounded
@@ -87,6 +88,7 @@ class McpProxy:
             decision = gateway.reserve(decision, incoming.subject, route)  # 4 reserve
             try:
                 await gateway.record(decision, request)  # 5 record
+                await park(gateway, decision, request)  # an approval it needs: wait for it
                 if decision.allowed:
                     await self._forward(send, exchange, decision)  # 6-8 forward, screen, answer
                 else:

@@ -318,6 +318,11 @@ class Gateway:
         except WardenError as exc:
             log.error("%s", exc.message)
             raise RecordFailed() from exc
+        if self.response is not None:  # on record: playbooks may act before it is answered
+            try:
+                self.response.on_decision(request, decision)
+            except Exception:
+                log.exception("response: decision %s not shown to playbooks", decision.decision_id)
 
     def upstream_headers(
         self,

@@ -19,18 +19,10 @@ log = logging.getLogger("warden.gateway")
 def observe(
     gateway: Gateway, incoming: Incoming, request: DecisionRequest, decision: Decision
 ) -> None:
-    """Score the request and show its decision to the playbooks; never fails it (the answer
-    has gone: a fault here is logged)."""
-    if incoming.credential is None:
-        return  # no agent to learn about
-    if gateway.response is not None:
-        try:
-            gateway.response.on_decision(request, decision)
-        except Exception:
-            log.exception("response: a decision of %s was not shown to playbooks", incoming.subject)
+    """Score the request; never fails it (the answer has gone: a fault here is logged)."""
     risk = gateway.risk
-    if risk is None:
-        return
+    if risk is None or incoming.credential is None:
+        return  # no agent to learn about
     try:
         risk.observe(
             from_decision(

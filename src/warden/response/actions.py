@@ -5,6 +5,9 @@ when what it needs (the store, a webhook receiver) fails for a moment."""
 from __future__ import annotations
 
 import logging
+import os
+import re
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +17,7 @@ import httpx
 
 from warden.clock import isoformat, utcnow
 from warden.errors import ConfigError, StoreError
-from warden.identity.errors import InvalidTransition
+from warden.identity.errors import AgentNotFound, InvalidTransition
 from warden.identity.registry import Agent
 from warden.response import notify
 from warden.response.playbooks import (
@@ -49,6 +52,7 @@ class Step:
     outcome: str  # done | already | failed | not_configured | pending
     detail: str
     attempts: int = 1
+    at: str = field(default_factory=lambda: isoformat(utcnow()))  # when it ended (committed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +60,7 @@ class Step:
             "outcome": self.outcome,
             "detail": self.detail[:2000],
             "attempts": self.attempts,
+            "at": self.at,
         }
 
 
@@ -68,6 +73,7 @@ class StepContext:
     run: str
     classes: tuple[str, ...] = ()
     incident: str | None = None  # set by an ``incident`` step, for the steps after it
+    fresh: str | None = None  # the agent a ``reprovision`` step registered
     done: list[str] = field(default_factory=list)
 
     @property
@@ -79,6 +85,8 @@ class StepContext:
 # take longer.
 RETRY = {"notify": (5, 0.5), "reprovision": (3, 1.0)}
 DEFAULT_RETRY = (4, 0.05)
+# What a hook inherits from Warden's environment (no secrets, no WARDEN_* settings).
+HOOK_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "TMPDIR")
 TRANSIENT = (StoreError, httpx.HTTPError, OSError, TimeoutError)
 
 
@@ -193,8 +201,71 @@ def _notify(terms: Notify, c: StepContext) -> str:
     return f"{terms.webhook} answered {status}"
 
 
+class HookFailed(OSError):
+    """The hook ran and failed (retried: it may depend on something that comes back)."""
+
+
 def _reprovision(terms: Reprovision, c: StepContext) -> str:
-    raise NotConfigured(f"re-provisioning ({terms.hook}) is not available yet")
+    """A fresh identity for the agent (registered once per run, kept across retries), then
+    the operator's hook, which starts the new instance (through ``warden run``, the launcher
+    attestor). The old agent is left as the steps before left it, for investigation."""
+    settings = c.engine.authority.settings
+    argv = settings.response_hooks.get(terms.hook)
+    if not argv:
+        raise NotConfigured(f"no hook {terms.hook!r} in response_hooks")
+    if c.fresh is None:
+        c.fresh = _fresh_identity(c)
+    fresh = c.engine.authority.agents.get(c.fresh)
+    env = {k: os.environ[k] for k in HOOK_ENV if k in os.environ}
+    env.update(
+        {
+            "WARDEN_AGENT": fresh.name,
+            "WARDEN_AGENT_SPIFFE_ID": fresh.spiffe_id,
+            "WARDEN_PREVIOUS_AGENT": c.agent.name,
+            "WARDEN_PREVIOUS_SPIFFE_ID": c.agent.spiffe_id,
+            "WARDEN_PLAYBOOK": c.playbook.name,
+            "WARDEN_RUN": c.run,
+            "WARDEN_INCIDENT": c.incident or "",
+            "WARDEN_STATE_DIR": str(settings.state_dir.resolve()),
+        }
+    )
+    try:
+        done = subprocess.run(  # an argv the operator configured, never a shell
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=settings.response_hook_timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise HookFailed(f"{terms.hook} ran past {settings.response_hook_timeout_s:g} s") from exc
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip()[-500:]
+        raise HookFailed(f"{terms.hook} exited {done.returncode}: {said}")
+    status = c.engine.authority.agents.get(c.agent.name).status
+    return f"{terms.hook} started {fresh.name} ({fresh.spiffe_id}); {c.agent.name} stays {status}"
+
+
+def _fresh_identity(c: StepContext) -> str:
+    """Register ``<name>-r<N>`` with the old agent's owner, purpose, groups and labels."""
+    base = re.sub(r"-r[0-9]+$", "", c.agent.name)[:58]
+    agents = c.engine.authority.agents
+    old = agents.get(c.agent.name)
+    for n in range(1, 1000):
+        name = f"{base}-r{n}"
+        try:
+            agents.get(name)
+        except AgentNotFound:
+            agents.register(
+                name,
+                owner=old.owner,
+                purpose=old.purpose,
+                labels={**old.labels, "replaces": old.name},
+                groups=old.groups,
+            )
+            return name
+    raise HookFailed(f"no free name for a fresh instance of {base}")
 
 
 def _release(terms: Release, c: StepContext) -> str:

@@ -36,6 +36,8 @@ from warden.response.records import Incidents, Runs
 from warden.trust.events import TrustEvent, TrustEvents
 
 log = logging.getLogger("warden.response")
+# Actions that only hold the agent: idempotent, run first (see ResponseEngine.run).
+CONTAINING = frozenset({"revoke", "quarantine", "throttle", "restrict", "require_approval"})
 ACTIVE_KEY = "playbooks_active"  # "<version> <revision>"
 
 
@@ -97,6 +99,7 @@ class ResponseEngine(Matcher):
         self._require_signature = require_signature
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="warden-response")
         self._pending: set[Future[RunResult]] = set()
+        self._started: dict[tuple[str, str], float] = {}
         self.risk_of: Callable[[str], list[Any]] = lambda _agent: []
         self.on_run: Callable[[RunResult], None] | None = None  # tests, the console
 
@@ -190,7 +193,14 @@ class ResponseEngine(Matcher):
     # -- running (worker threads) --------------------------------------------------------------
 
     def run(self, firing: Firing) -> RunResult:
-        """Check the conditions, claim the run, carry out each action, record each step."""
+        """Check the conditions, contain, claim the run, carry out the rest, record each step.
+
+        The leading actions that only hold the agent (revoke, quarantine, throttle, restrict,
+        require approval) run before the run is claimed in the store, so no write waits ahead
+        of them: they are idempotent, and two enforcement points that see the same event may
+        both contain (the second finds it done). What has effects outside (an incident, a
+        notification, a hook) runs once, for whoever claimed the run.
+        """
         playbook = firing.playbook
         result = RunResult(playbook.name, firing.agent, None)
         agent = self.authority.agents.find_by_spiffe_id(firing.agent)
@@ -198,48 +208,62 @@ class ResponseEngine(Matcher):
             result.why_not = "not a registered agent"
             return result
         # By hand, the operator chose the agent: conditions are for what happens on its own.
-        why_not = "" if firing.kind == "manual" else conditions_fail(playbook, agent, firing)
+        manual = firing.kind == "manual"
+        why_not = "" if manual else conditions_fail(playbook, agent, firing)
         if why_not:
             result.why_not = why_not
             return result
-        bundle = self.active
+        cooldown = 0.0 if manual else playbook.cooldown_s
+        if not self._first_here(playbook.name, agent.name, cooldown):
+            result.why_not = "ran within its cooldown"
+            return result
         trigger = {"kind": firing.kind, **firing.detail}
         if firing.by:
             trigger["by"] = firing.by
+        context = StepContext(self, agent, playbook, trigger, run="", classes=firing.classes)
+        lead = 0
+        while lead < len(playbook.actions) and playbook.actions[lead].kind in CONTAINING:
+            result.steps.append(run_action(playbook.actions[lead], context))
+            lead += 1
+        bundle = self.active
         key = self.runs.claim(
             playbook=playbook.name,
             version=bundle.version if bundle is not None else 0,
             agent=agent.name,
             trigger=trigger,
             runner=self.runner,
-            cooldown_s=0 if firing.kind == "manual" else playbook.cooldown_s,
+            cooldown_s=cooldown,
         )
-        if key is None:
+        for step in result.steps:
+            self._record_step(context, step, run=key or "")
+        if key is None:  # another enforcement point's run: its side effects are its own
             result.why_not = "ran within its cooldown"
             return result
-        result.run = key
-        context = StepContext(
-            engine=self,
-            agent=agent,
-            playbook=playbook,
-            trigger=trigger,
-            run=key,
-            classes=firing.classes,
-        )
-        for action in playbook.actions:
+        result.run = context.run = key
+        for action in playbook.actions[lead:]:
             step = run_action(action, context)
             result.steps.append(step)
-            self._record_step(context, step)
-        status = result.status
-        self.runs.finish(key, status, [s.to_dict() for s in result.steps])
+            self._record_step(context, step, run=key)
+        self.runs.finish(key, result.status, [s.to_dict() for s in result.steps])
         if self.on_run is not None:
             self.on_run(result)
         return result
 
-    def _record_step(self, context: StepContext, step: Step) -> None:
+    def _first_here(self, playbook: str, agent: str, cooldown_s: float) -> bool:
+        """Whether this process has not started this playbook for this agent within its
+        cooldown (a burst of events runs it once; the store decides across processes)."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._started.get((playbook, agent))
+            if cooldown_s > 0 and last is not None and now - last < cooldown_s:
+                return False
+            self._started[(playbook, agent)] = now
+        return True
+
+    def _record_step(self, context: StepContext, step: Step, *, run: str) -> None:
         body = {
             "event": "action",
-            "run": context.run,
+            "run": run,
             "playbook": context.playbook.name,
             "agent": context.agent.spiffe_id,
             "trigger": context.trigger,

@@ -193,21 +193,21 @@ class Runs:
         table = schema.response_runs
         bucket = int(now.timestamp() // cooldown_s) if cooldown_s > 0 else uuid.uuid4().hex
         key = hashlib.sha256(f"{playbook}\n{agent}\n{bucket}".encode()).hexdigest()
-        with self._store.begin() as conn:
-            if cooldown_s > 0:
-                recent = conn.execute(
-                    select(table.c.run_key)
-                    .where(
-                        table.c.playbook == playbook,
-                        table.c.agent == agent,
-                        table.c.started_at > now - timedelta(seconds=cooldown_s),
-                    )
-                    .limit(1)
-                ).first()
-                if recent is not None:
-                    return None
         try:
+            # One transaction: the check and the claim commit together (one fsync).
             with self._store.begin() as conn:
+                if cooldown_s > 0:
+                    recent = conn.execute(
+                        select(table.c.run_key)
+                        .where(
+                            table.c.playbook == playbook,
+                            table.c.agent == agent,
+                            table.c.started_at > now - timedelta(seconds=cooldown_s),
+                        )
+                        .limit(1)
+                    ).first()
+                    if recent is not None:
+                        return None
                 conn.execute(
                     table.insert().values(
                         run_key=key,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -195,3 +197,42 @@ def test_an_agent_that_does_not_meet_the_conditions_is_left_alone(
         assert s.gateway.response.runs.list() == []
     finally:
         s.stop()
+
+
+def test_a_playbook_closes_the_agents_open_mcp_stream(
+    authority,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.integration.test_mcp_gateway import PATH, McpSetup, open_session
+
+    setup = McpSetup(authority, tmp_path)
+    try:
+        response = setup.gateway.response
+        assert response is not None
+        with setup.raw("invoice-bot") as http:
+            session = open_session(http)
+            headers = {"Mcp-Session-Id": session, "Accept": "text/event-stream"}
+            closed: list[float] = []
+            opened = threading.Event()
+
+            def listen() -> None:
+                with http.stream("GET", PATH, headers=headers, timeout=30) as stream:
+                    assert stream.status_code == 200
+                    opened.set()
+                    for _ in stream.iter_bytes():
+                        pass
+                closed.append(time.monotonic())
+
+            listener = threading.Thread(target=listen)
+            listener.start()
+            assert opened.wait(10)
+            flagged = time.monotonic()
+            setup.gateway.risk.flag(INVOICE_BOT, 900, "reported by the security team")
+            listener.join(10)
+        assert closed and closed[0] - flagged < 1.0  # the stream went with the credential
+        assert [s["action"] for s in response.runs.list(agent="invoice-bot")[0]["steps"]][:2] == [
+            "revoke",
+            "quarantine",
+        ]
+    finally:
+        setup.stop()

@@ -247,6 +247,7 @@ class DecisionLog:
         return batch, wanted, closing
 
     def _write(self, connection: Connection, batch: list[_Item]) -> None:
+        self.store.turns.wait_turn()  # an urgent write (a containment) goes first
         try:
             with connection.begin():
                 frontier = self._locked_frontier(connection)

@@ -437,7 +437,8 @@ class AgentRegistry:
         bump: bool,
     ) -> Agent:
         table = schema.agents
-        with self._store.begin() as conn:
+        # A status change contains an agent: it goes before the decision log's next group.
+        with self._store.urgent() as conn:
             row = conn.execute(
                 select(table.c.status, table.c.credential_epoch, table.c.spiffe_id).where(
                     table.c.name == name

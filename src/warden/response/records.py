@@ -194,8 +194,9 @@ class Runs:
         bucket = int(now.timestamp() // cooldown_s) if cooldown_s > 0 else uuid.uuid4().hex
         key = hashlib.sha256(f"{playbook}\n{agent}\n{bucket}".encode()).hexdigest()
         try:
-            # One transaction: the check and the claim commit together (one fsync).
-            with self._store.begin() as conn:
+            # One transaction: the check and the claim commit together; it goes before the
+            # decision log's next group (on SQLite).
+            with self._store.urgent() as conn:
                 if cooldown_s > 0:
                     recent = conn.execute(
                         select(table.c.run_key)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, select
@@ -14,11 +15,44 @@ from warden.errors import StoreError
 from warden.store import schema
 
 
+class WriteTurns:
+    """Who writes next on SQLite, where one writer holds the database at a time.
+
+    The decision log commits group after group under load; another write (a quarantine, the
+    claim of a playbook run) would wait in SQLite's busy handler, which sleeps in growing
+    steps and may lose to the log's next group again and again. An urgent writer marks itself
+    here; the log waits for it before taking its next group, so the urgent write waits for
+    one group commit at most. Within one process only; PostgreSQL needs none of this.
+    """
+
+    def __init__(self) -> None:
+        self._urgent = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def urgent(self) -> Iterator[None]:
+        with self._cond:
+            self._urgent += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._urgent -= 1
+                self._cond.notify_all()
+
+    def wait_turn(self, timeout_s: float = 1.0) -> None:
+        """For the log's writer: wait while urgent writes are under way (bounded)."""
+        with self._cond:
+            if self._urgent:
+                self._cond.wait_for(lambda: not self._urgent, timeout=timeout_s)
+
+
 @dataclass(frozen=True)
 class Store:
     """A migrated database. ``begin()`` yields a connection inside one transaction."""
 
     engine: Engine
+    turns: WriteTurns = field(default_factory=WriteTurns, compare=False, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -32,6 +66,17 @@ class Store:
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"store failure: {type(exc).__name__}: {exc}") from exc
+
+    @contextmanager
+    def urgent(self) -> Iterator[Connection]:
+        """:meth:`begin` for a write that must not queue behind the decision log (on SQLite;
+        the same as ``begin`` elsewhere)."""
+        if self.dialect != "sqlite":
+            with self.begin() as conn:
+                yield conn
+            return
+        with self.turns.urgent(), self.begin() as conn:
+            yield conn
 
     def get_meta(self, key: str) -> str | None:
         with self.begin() as conn:

@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/dlp.py --quick
 	$(BIN)/python benchmarks/detection.py --quick
 	$(BIN)/python benchmarks/scale.py --quick
+	$(BIN)/python benchmarks/containment.py --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -32,6 +32,9 @@ PLAYBOOKS = {
         "trigger:\n  manual: {}\n"
         "actions:\n  - release: {lift: [quarantine]}\n"
     ),
+    "image.yaml": (
+        "name: wrong-image\ntrigger:\n  attestation_failed: {}\nactions:\n  - quarantine: {}\n"
+    ),
     "contain.yaml": (
         "name: contain\n"
         "trigger:\n  manual: {}\n"
@@ -186,6 +189,7 @@ def test_playbooks_are_listed_and_triggered_over_the_api(stack: tuple[DlpSetup, 
         "writes-need-the-owner",
         "release-after-review",
         "contain",
+        "wrong-image",
     }
     ran = operator.post(
         "/v1/playbooks/contain/trigger", json={"agent": "triage-bot", "reason": "by hand"}
@@ -205,3 +209,29 @@ def test_playbooks_are_listed_and_triggered_over_the_api(stack: tuple[DlpSetup, 
         "/v1/playbooks/contain/trigger", json={"agent": "triage-bot", "reason": "x", "cmd": "rm"}
     )
     assert extra.status_code == 422
+
+
+def test_a_container_that_fails_to_attest_contains_its_agent(
+    stack: tuple[DlpSetup, Plane],
+) -> None:
+    from tests.integration.test_attestation import IMAGE, SBOM
+    from warden.identity.attestation.container import sbom_digest
+    from warden.identity.errors import AttestationFailed
+
+    setup, plane = stack
+    containers = setup.authority.containers
+    containers.set_evidence("invoice-bot", image_digest=IMAGE, sbom=SBOM)
+    token = containers.create_join_token("invoice-bot", created_by="test")
+    with pytest.raises(AttestationFailed, match="image digest mismatch"):
+        plane.authority.containers.redeem(
+            token, image_digest="sha256:" + "ee" * 32, sbom_digest_value=sbom_digest(SBOM)
+        )
+    assert plane.server.response is not None
+    plane.server.response.wait_idle()
+    assert setup.authority.agents.get("invoice-bot").status == "quarantined"
+    (run,) = plane.server.response.runs.list(agent="invoice-bot")
+    assert run["trigger"] == {
+        "kind": "attestation_failed",
+        "reason": "image digest mismatch",
+        "method": "container",
+    }

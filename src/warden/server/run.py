@@ -149,6 +149,8 @@ class ControlPlaneServer:
             risk=self.risk,
             events=self.events,
         )
+        if self.response is not None:
+            authority.containers.on_refused = self._attestation_failed
         self.metrics = process_metrics("control-plane", authority.status, self.policy)
         self.probes = probe_server(
             self.metrics, authority.settings.metrics_host, authority.settings.api_metrics_port
@@ -180,6 +182,12 @@ class ControlPlaneServer:
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _attestation_failed(self, agent_name: str, method: str, reason: str) -> None:
+        """A known agent's workload failed to attest: the playbooks' trigger."""
+        if self.response is not None:
+            spiffe_id = self.authority.agents.get(agent_name).spiffe_id
+            self.response.on_attestation_failed(spiffe_id, reason, method)
 
     @property
     def url(self) -> str:

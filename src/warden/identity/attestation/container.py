@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -20,6 +22,8 @@ from warden.identity.attestation.events import record_attempt
 from warden.identity.errors import AttestationFailed
 from warden.identity.registry import AgentRegistry
 from warden.store import Store, schema
+
+log = logging.getLogger("warden.attestation")
 
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MAX_SBOM_BYTES = 8 * 1024 * 1024
@@ -58,6 +62,9 @@ class ContainerAttestor:
     def __init__(self, store: Store, agents: AgentRegistry) -> None:
         self._store = store
         self._agents = agents
+        # Told of each refused attestation of a known agent (agent name, method, reason):
+        # the response engine's ``attestation_failed`` trigger.
+        self.on_refused: Callable[[str, str, str], None] | None = None
 
     def set_evidence(self, agent_name: str, *, image_digest: str, sbom: bytes) -> str:
         """Record what the agent's container must present; returns the SBOM's digest."""
@@ -152,6 +159,11 @@ class ContainerAttestor:
                 evidence=evidence,
                 reason=why or "",
             )
+        if why is not None and agent_name is not None and self.on_refused is not None:
+            try:
+                self.on_refused(str(agent_name), "container", why)
+            except Exception:
+                log.exception("a refused attestation of %s was not reported", agent_name)
         if why is not None or agent_name is None:
             raise AttestationFailed(why or "unknown join token")
         return str(agent_name)

@@ -236,3 +236,29 @@ def test_a_playbook_closes_the_agents_open_mcp_stream(
         ]
     finally:
         setup.stop()
+
+
+def test_a_notification_is_retried_until_the_receiver_takes_it(
+    authority,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    receiver = WebhookReceiver(fail_first=2).start()
+    bundle = tmp_path / "playbooks"
+    bundle.mkdir()
+    (bundle / "manifest.yaml").write_text("name: t\nversion: 1\n")
+    (bundle / "tell.yaml").write_text(
+        "name: tell\ntrigger: {manual: {}}\nactions:\n  - notify: {webhook: security}\n"
+    )
+    s = DlpSetup(authority, tmp_path, playbooks=bundle, **webhook_settings(tmp_path, receiver))
+    try:
+        assert s.gateway.response is not None
+        ran = s.gateway.response.trigger("tell", "invoice-bot", by="test", reason="drill")
+        assert [(st.outcome, st.attempts) for st in ran.steps] == [("done", 3)]
+        assert receiver.answered == [503, 503, 204]
+        (got,) = receiver.received
+        assert notify.verify(SECRET, got.headers["x-warden-signature"], got.body)
+        # Every attempt of one notification carries the same event id, for deduplication.
+        assert got.headers["x-warden-event-id"] == f"{ran.run}:0"
+    finally:
+        s.stop()
+        receiver.stop()

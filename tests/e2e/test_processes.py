@@ -326,6 +326,48 @@ def test_work_order_uses_hold_across_both_gateways(deployment: Deployment) -> No
     assert reasons <= {"work-order-exhausted", "customer-export-needs-work-order"}
 
 
+def test_a_playbook_on_one_gateway_contains_the_agent_on_every_gateway(
+    deployment: Deployment,
+) -> None:
+    creds = deployment.creds("greedy-bot", ["finance"])
+    clients = [deployment.client(creds, url) for url in deployment.gateway_urls]
+    try:
+        for client in clients:
+            until(lambda c=client: c.get("/ledger/x").status_code == 200)
+        tripped = clients[0].get("/payroll/x")
+        assert tripped.status_code == 403 and tripped.json()["reason"] == "payroll-only-hr"
+        sent = time.monotonic()
+        # Gateway 1 never saw the payroll request; the playbook ran on gateway 0.
+        refused = until(lambda: (r := clients[1].get("/ledger/x")).status_code != 200 and r, 5)
+        assert time.monotonic() - sent < 1.0
+        assert refused.status_code == 401, refused.text
+        assert clients[0].get("/ledger/x").status_code == 401
+    finally:
+        for client in clients:
+            client.close()
+    with deployment.operator() as ops:
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "greedy-bot")]))
+            .sign(key, hashes.SHA256())
+            .public_bytes(serialization.Encoding.PEM)
+            .decode()
+        )
+        renewal = ops.post("/v1/agents/greedy-bot/svids/x509", json={"csr": csr})
+        assert renewal.status_code == 400, renewal.text  # renewals refused
+        assert renewal.json()["error"] == "agent_not_active"
+        agent = ops.get("/v1/agents/greedy-bot").json()
+        assert agent["status"] == "quarantined" and agent["credential_epoch"] == 1
+        incidents = until(
+            lambda: ops.get("/v1/incidents", params={"agent": "greedy-bot"}).json()["incidents"]
+        )
+        assert incidents[0]["playbook"] == "payroll-attempt"
+        runs = ops.get("/v1/playbooks/runs", params={"agent": "greedy-bot"}).json()["runs"]
+    assert [r["runner"] for r in runs] == ["spiffe://example.org/svc/gateway-0"]
+    assert runs[0]["trigger"]["decision_id"] == tripped.json()["decision_id"]
+
+
 def test_postgresql_crashing_under_load_loses_no_answered_decision(
     deployment: Deployment,
 ) -> None:
@@ -417,45 +459,3 @@ def test_a_following_gateway_takes_new_bundles_and_outlives_the_control_plane_by
         # up to one long-poll wait before it went.
         assert time.monotonic() - gone >= 3 - POLL_WAIT_S - 0.2
         assert refused.json()["reason"] in {"status_unavailable", "policy_snapshot_stale"}
-
-
-def test_a_playbook_on_one_gateway_contains_the_agent_on_every_gateway(
-    deployment: Deployment,
-) -> None:
-    creds = deployment.creds("greedy-bot", ["finance"])
-    clients = [deployment.client(creds, url) for url in deployment.gateway_urls]
-    try:
-        for client in clients:
-            until(lambda c=client: c.get("/ledger/x").status_code == 200)
-        tripped = clients[0].get("/payroll/x")
-        assert tripped.status_code == 403 and tripped.json()["reason"] == "payroll-only-hr"
-        sent = time.monotonic()
-        # Gateway 1 never saw the payroll request; the playbook ran on gateway 0.
-        refused = until(lambda: (r := clients[1].get("/ledger/x")).status_code != 200 and r, 5)
-        assert time.monotonic() - sent < 1.0
-        assert refused.status_code == 401, refused.text
-        assert clients[0].get("/ledger/x").status_code == 401
-    finally:
-        for client in clients:
-            client.close()
-    with deployment.operator() as ops:
-        key = ec.generate_private_key(ec.SECP256R1())
-        csr = (
-            x509.CertificateSigningRequestBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "greedy-bot")]))
-            .sign(key, hashes.SHA256())
-            .public_bytes(serialization.Encoding.PEM)
-            .decode()
-        )
-        renewal = ops.post("/v1/agents/greedy-bot/svids/x509", json={"csr": csr})
-        assert renewal.status_code == 400, renewal.text  # renewals refused
-        assert renewal.json()["error"] == "agent_not_active"
-        agent = ops.get("/v1/agents/greedy-bot").json()
-        assert agent["status"] == "quarantined" and agent["credential_epoch"] == 1
-        incidents = until(
-            lambda: ops.get("/v1/incidents", params={"agent": "greedy-bot"}).json()["incidents"]
-        )
-        assert incidents[0]["playbook"] == "payroll-attempt"
-        runs = ops.get("/v1/playbooks/runs", params={"agent": "greedy-bot"}).json()["runs"]
-    assert [r["runner"] for r in runs] == ["spiffe://example.org/svc/gateway-0"]
-    assert runs[0]["trigger"]["decision_id"] == tripped.json()["decision_id"]

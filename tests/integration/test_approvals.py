@@ -35,6 +35,11 @@ PLAYBOOKS = {
     "image.yaml": (
         "name: wrong-image\ntrigger:\n  attestation_failed: {}\nactions:\n  - quarantine: {}\n"
     ),
+    "payroll.yaml": (
+        "name: payroll-attempt\n"
+        "trigger:\n  policy: {ids: [payroll-only-hr], decision: deny}\n"
+        "actions:\n  - quarantine: {}\n"
+    ),
     "contain.yaml": (
         "name: contain\n"
         "trigger:\n  manual: {}\n"
@@ -190,6 +195,7 @@ def test_playbooks_are_listed_and_triggered_over_the_api(stack: tuple[DlpSetup, 
         "release-after-review",
         "contain",
         "wrong-image",
+        "payroll-attempt",
     }
     ran = operator.post(
         "/v1/playbooks/contain/trigger", json={"agent": "triage-bot", "reason": "by hand"}
@@ -235,3 +241,34 @@ def test_a_container_that_fails_to_attest_contains_its_agent(
         "reason": "image digest mismatch",
         "method": "container",
     }
+
+
+def test_a_decision_asked_of_the_control_plane_can_trip_a_playbook(
+    stack: tuple[DlpSetup, Plane],
+) -> None:
+    setup, plane = stack
+    authority = setup.authority
+    authority.enforcement_points.add("billing-service", created_by="test")
+    issued = authority.issuer.issue_service_x509("billing-service")
+    creds = write_svid(plane.root / "billing-service", issued, authority.ca.bundle.to_pem())
+    asked = {
+        "subject": {"type": "Agent", "id": "spiffe://example.org/agent/invoice-bot"},
+        "action": {"name": "http:GET"},
+        "resource": {
+            "type": "Endpoint",
+            "id": "hr/payroll",
+            "properties": {"domain": "finance", "classification": "internal", "tags": ["payroll"]},
+        },
+        "context": {"authn": "mtls"},
+    }
+    with httpx.Client(
+        base_url=plane.server.url,
+        timeout=10,
+        verify=context_for(creds, plane.server.credentials.ca_file),
+    ) as point:
+        answer = point.post("/v1/decide", json=asked).json()
+    assert answer["decision"] == "deny"
+    assert [r["policy"] for r in answer["reasons"]] == ["payroll-only-hr"]
+    assert plane.server.response is not None
+    plane.server.response.wait_idle()
+    assert authority.agents.get("invoice-bot").status == "quarantined"

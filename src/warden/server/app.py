@@ -261,10 +261,10 @@ def create_app(
         allow(request, "operator.manage", ("Operator", name))
         return authority.operators.revoke(name).to_dict()
 
-    for router in _routers(authority, authorizer, engine, recorder, health, risk, metrics):
+    for router in _routers(
+        authority, authorizer, engine, recorder, health, risk, metrics, response
+    ):
         app.include_router(router)
-    if response is not None:
-        app.include_router(response_router(authority, authorizer, response))
     limits = BodyLimit(
         app,
         authority.settings.api_max_body_bytes,
@@ -281,6 +281,7 @@ def _routers(
     health: HealthBook | None,
     risk: RiskEngine | None,
     metrics: Metrics | None,
+    response: ResponseEngine | None,
 ) -> list[APIRouter]:
     """The control plane's other parts, those this process runs."""
     routers = [
@@ -292,9 +293,13 @@ def _routers(
     if health is not None:
         routers.append(health_router(authority, authorizer, health))
     if engine is not None and recorder is not None:
-        routers.append(decision_router(authority, authorizer, engine, recorder, risk, metrics))
+        routers.append(
+            decision_router(authority, authorizer, engine, recorder, risk, metrics, response)
+        )
     if risk is not None:
         routers.append(risk_router(authority, authorizer, risk))
+    if response is not None:
+        routers.append(response_router(authority, authorizer, response))
     if engine is not None:
         routers.append(policy_router(authority, authorizer, engine))
         routers.append(policy_feed_router(authority, authorizer, engine))

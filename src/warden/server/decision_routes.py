@@ -21,6 +21,7 @@ from warden.metrics import Metrics
 from warden.policy.admin import AdminAuthorizer
 from warden.policy.engine import PolicyEngine
 from warden.policy.model import Decision, DecisionRequest, InvalidDecisionRequest
+from warden.response.engine import ResponseEngine
 from warden.risk.engine import RiskEngine
 from warden.risk.observation import from_decision
 from warden.server.auth import require
@@ -38,6 +39,7 @@ def decision_router(
     recorder: DecisionRecorder,
     risk: RiskEngine | None = None,
     metrics: Metrics | None = None,
+    response: ResponseEngine | None = None,
 ) -> APIRouter:
     router = APIRouter()
 
@@ -61,6 +63,8 @@ def decision_router(
                 503,
                 {"error": "record_failed", "decision": "deny", "decision_id": decision.decision_id},
             ) from exc
+        if response is not None:  # on record, as at the gateway: playbooks may act
+            response.on_decision(decision_request, decision)
         if risk is not None and decision_request.subject_type == "Agent":
             # The asker enforces it and knows its answer; the risk engine learns the request.
             risk.observe(from_decision(decision_request, decision, risk.clock()))

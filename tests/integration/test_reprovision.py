@@ -92,6 +92,11 @@ def test_a_changed_routing_number_replaces_the_agent_with_a_fresh_identity(
         changed = {"vendor": "acme", "routing_number": "021000021"}
         assert client.post("/ledger/vendors", json=changed).status_code == 200  # decided, then seen
         assert gateway.response is not None
+        # The risk engine learns of a request after its answer: wait for the run it trips.
+        deadline = time.monotonic() + 30
+        while not gateway.response.runs.list(agent="recon-bot"):
+            assert time.monotonic() < deadline, "no playbook ran"
+            time.sleep(0.05)
         gateway.response.wait_idle(30)
         refused = client.get("/ledger/invoices")
         assert refused.status_code == 401  # every credential of the old identity is dead

@@ -173,11 +173,13 @@ class AgentRegistry:
         selectors: Iterable[str] = (),
         groups: Iterable[str] = (),
         now: datetime | None = None,
+        strict_selectors: bool = True,
     ) -> Agent:
-        """Register an agent; its SPIFFE ID is ``spiffe://<td>/agent/<name>``."""
+        """Register an agent; its SPIFFE ID is ``spiffe://<td>/agent/<name>``.
+        ``strict_selectors=False``: see :func:`parse_selectors` (provisioning clients)."""
         validate_name(name)
         group_list = _check_groups(groups)
-        wanted = parse_selectors(selectors)
+        wanted = parse_selectors(selectors, strict=strict_selectors)
         owner = owner.strip()
         if not owner or len(owner) > 256:
             raise UntrustedInputError(
@@ -380,9 +382,9 @@ class AgentRegistry:
         self._on_change()
         return True
 
-    def set_selectors(self, name: str, selectors: Iterable[str]) -> Agent:
+    def set_selectors(self, name: str, selectors: Iterable[str], *, strict: bool = True) -> Agent:
         """Replace the agent's attestation selectors (refused if they overlap another's)."""
-        wanted = parse_selectors(selectors)
+        wanted = parse_selectors(selectors, strict=strict)
         with self._store.begin() as conn:
             rows = conn.execute(select(schema.agents.c.name, schema.agents.c.selectors)).all()
             if name not in {r.name for r in rows}:

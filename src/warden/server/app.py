@@ -36,6 +36,7 @@ from warden.policy.admin import AdminAuthorizer
 from warden.policy.engine import PolicyEngine
 from warden.response.engine import ResponseEngine
 from warden.risk.engine import RiskEngine
+from warden.scim.app import ScimApp, WithScim
 from warden.server.attestation_routes import attestation_router
 from warden.server.audit_routes import audit_router
 from warden.server.auth import require
@@ -270,7 +271,8 @@ def create_app(
         authority.settings.api_max_body_bytes,
         large=(("/evidence", "/health"), MAX_SBOM_BYTES + 65536),
     )
-    return PathGuard(limits)
+    # /scim/v2: the SCIM service provider, with SCIM's own errors and body bound.
+    return PathGuard(WithScim(limits, ScimApp(authority, authorizer)))
 
 
 def _routers(

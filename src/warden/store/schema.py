@@ -47,6 +47,10 @@ agents = Table(
     # What a playbook holds the agent to (restrict, throttle, approval): read by every
     # decision point, through the feed, until it is lifted.
     Column("containment", JSON, nullable=False, default=dict),
+    # What a SCIM provisioning client says of the agent beyond Warden's own attributes.
+    Column("external_id", String(256), nullable=True),
+    Column("display_name", String(256), nullable=True),
+    Column("description", Text, nullable=True),
 )
 
 # SPIFFE IDs of deleted agents: not reusable until every credential they held has expired.
@@ -398,4 +402,28 @@ approvals = Table(
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("reason", Text, nullable=False, default=""),
     Index("ix_approvals_status", "status", "created_at"),
+)
+
+# Groups a SCIM client manages; their members are the agents whose ``groups`` hold the name,
+# so a membership change is an agent change (through the feed, on the next decision).
+scim_groups = Table(
+    "scim_groups",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column("external_id", String(256), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Bearer tokens of SCIM provisioning clients, as SHA-256 digests (the token is shown once).
+scim_tokens = Table(
+    "scim_tokens",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(2048), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
 )

@@ -37,11 +37,23 @@ def parse_selector(value: str) -> str:
     return value
 
 
-def parse_selectors(values: Iterable[str]) -> frozenset[str]:
-    selectors = frozenset(parse_selector(v) for v in values)
+def parse_selectors(values: Iterable[str], *, strict: bool = True) -> frozenset[str]:
+    """``strict=False`` (what a provisioning client sends): a value outside the selector
+    grammar is kept as given. No attestor ever presents it, so an agent that requires it
+    matches no caller: it fails closed, and the client reads back what it wrote."""
+    selectors = frozenset(parse_selector(v) if strict else _opaque(v) for v in values)
     if len(selectors) > MAX_SELECTORS:
         raise InvalidSelector(",".join(sorted(selectors))[:200], f"at most {MAX_SELECTORS}")
     return selectors
+
+
+def _opaque(value: str) -> str:
+    try:
+        return parse_selector(value)
+    except InvalidSelector:
+        if not value or len(value) > MAX_LENGTH or any(ord(c) < 0x20 for c in value):
+            raise
+        return value
 
 
 def check_no_overlap(new: frozenset[str], others: Iterable[tuple[str, frozenset[str]]]) -> None:

@@ -1,0 +1,1 @@
+"""SCIM 2.0: agents created with their identity, deleted with all their access."""

@@ -5,9 +5,13 @@
 set -euo pipefail
 have_postgres() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; }
 have_redis() { command -v redis-server >/dev/null; }
+have_bwrap() { command -v bwrap >/dev/null && [ -x /usr/bin/python3 ]; }
 missing=()
 have_postgres || missing+=(postgresql)
 have_redis || missing+=(redis-server)
+# The sandbox's jail: bubblewrap, and Debian's python3 to run inside it (the machine's own
+# Python may live where the jail cannot read).
+have_bwrap || missing+=(bubblewrap python3)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "installing ${missing[*]} for the tests"

@@ -139,6 +139,16 @@ class Settings(BaseSettings):
     # How long a request parked for approval waits when its obligation names no time.
     approval_timeout_s: float = Field(default=300.0, ge=1, le=86_400)
 
+    # The sandbox: where runs' work directories are made (traversable by the runs' uids, so
+    # not inside the private state directory; default: under the system's temporary
+    # directory), which backend runs code (auto: bubblewrap where it works, else WebAssembly;
+    # none: code never runs), and how much code and input a run may bring.
+    sandbox_dir: Path | None = None
+    sandbox_backend: Literal["auto", "bwrap", "wasm", "none"] = "auto"
+    sandbox_max_code_bytes: int = Field(default=256 * 1024, ge=1024, le=4 * 1024 * 1024)
+    sandbox_max_files: int = Field(default=16, ge=0, le=256)
+    sandbox_max_file_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8443, ge=0, le=65535)
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)

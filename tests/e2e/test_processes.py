@@ -439,7 +439,7 @@ def test_a_following_gateway_takes_new_bundles_and_outlives_the_control_plane_by
         # An operator raises the bundle's version: the control plane activates it, the
         # following gateway pulls it.
         manifest = deployment.bundle / "manifest.yaml"
-        manifest.write_text(manifest.read_text().replace("version: 4", "version: 5"))
+        manifest.write_text(manifest.read_text().replace("version: 5", "version: 6"))
 
         def revised() -> bool:
             answer = client.get("/ledger/x")

@@ -19,6 +19,7 @@ from warden.cli import (
     policy,
     response,
     run,
+    sandbox,
     scim,
     svids,
     workorders,
@@ -50,6 +51,7 @@ app.add_typer(
     enforcement_points.app, name="enforcement-point", help="Services allowed to ask for decisions."
 )
 app.add_typer(scim.app, name="scim", help="SCIM 2.0 provisioning.")
+app.add_typer(sandbox.app, name="sandbox", help="Code agents wrote, run in a jail.")
 app.add_typer(response.playbook_app, name="playbook", help="Automated response playbooks.")
 app.add_typer(response.incident_app, name="incident", help="Incidents playbooks opened.")
 app.add_typer(response.approval_app, name="approval", help="Requests parked for a human.")

@@ -257,7 +257,32 @@ def _context(
         context["bulk"] = given.get("bulk") is True
     if "outbound" in wanted:
         context["outbound"] = _outbound(given.get("outbound"))
+    if "sandbox" in wanted:
+        sandbox = _sandbox(given.get("sandbox"))
+        if sandbox is not None:  # optional: only a sandbox run states it
+            context["sandbox"] = sandbox
     return context if paths is None else project(context, paths)
+
+
+SANDBOX_TEXT = ("code_sha256", "backend")
+SANDBOX_NUMBERS = ("code_bytes", "files", "cpu_s", "wall_s", "memory_mb", "file_mb", "processes")
+
+
+def _sandbox(value: Any) -> dict[str, Any] | None:
+    """A sandbox run's facts, whole and well typed, or None (then policies see no run)."""
+    if not isinstance(value, dict):
+        return None
+    out: dict[str, Any] = {}
+    for key in SANDBOX_TEXT:
+        if not isinstance(value.get(key), str):
+            return None
+        out[key] = value[key][:128]
+    for key in SANDBOX_NUMBERS:
+        number = value.get(key)
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 2**31:
+            return None
+        out[key] = number
+    return out
 
 
 CONTEXT_KEYS = frozenset(
@@ -273,6 +298,7 @@ CONTEXT_KEYS = frozenset(
         "args",
         "destination_region",
         "delegation",
+        "sandbox",
         "bulk",
         "outbound",
     }

@@ -36,6 +36,7 @@ from warden.policy.admin import AdminAuthorizer
 from warden.policy.engine import PolicyEngine
 from warden.response.engine import ResponseEngine
 from warden.risk.engine import RiskEngine
+from warden.sandbox.service import Sandbox
 from warden.scim.app import ScimApp, WithScim
 from warden.server.attestation_routes import attestation_router
 from warden.server.audit_routes import audit_router
@@ -48,6 +49,7 @@ from warden.server.mcp_routes import mcp_router
 from warden.server.policy_routes import policy_router
 from warden.server.response_routes import response_router
 from warden.server.risk_routes import risk_router
+from warden.server.sandbox_routes import sandbox_router
 from warden.transport.path_guard import PathGuard
 from warden.trust.health import HealthBook
 
@@ -302,6 +304,8 @@ def _routers(
         routers.append(risk_router(authority, authorizer, risk))
     if response is not None:
         routers.append(response_router(authority, authorizer, response))
+    if engine is not None and recorder is not None:
+        routers.append(sandbox_router(authority, authorizer, Sandbox(authority, engine, recorder)))
     if engine is not None:
         routers.append(policy_router(authority, authorizer, engine))
         routers.append(policy_feed_router(authority, authorizer, engine))

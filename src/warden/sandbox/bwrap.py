@@ -6,8 +6,9 @@ Layers, each enough to stop a class of escape on its own:
 - its own unprivileged host uid (never root: under root RLIMIT_NPROC does not bind), taken at
   random from a range no account uses, so runs cannot touch each other's files or processes;
 - new user, pid, network, ipc, uts and cgroup namespaces; all capabilities dropped; a
-  read-only root of ``/usr`` only, ``/proc`` of its own pid namespace, a private ``/tmp`` and
-  a private writable ``/work``; nothing else of the host (no ``/etc``, no state directory);
+  read-only root holding ``/usr`` (read-only), ``/proc`` of its own pid namespace, a private
+  ``/tmp`` and a private writable ``/work``; nothing else of the host (no ``/etc``, no state
+  directory);
 - the seccomp program of :mod:`warden.sandbox.seccomp_filter`;
 - rlimits for CPU time, address space, file size, open files and processes, set before exec;
 - a wall-clock bound: past it the run's process group is killed, and whatever is left of its
@@ -102,7 +103,7 @@ def _execute(work: Path, host: Path, uid: int, limits: Limits, inputs: set[str])
         "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
         "--symlink", "usr/bin", "/bin",
         "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",  # noqa: S108  (the jail's own)
-        "--bind", str(work), "/work", "--chdir", "/work",
+        "--bind", str(work), "/work", "--remount-ro", "/", "--chdir", "/work",
         "--clearenv", "--setenv", "PATH", "/usr/bin", "--setenv", "HOME", "/work",
         "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
         "--seccomp", str(seccomp_fd),

@@ -88,6 +88,9 @@ def sandbox_root(authority: IdentityAuthority) -> Path:
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
         raise SandboxUnavailable(f"{root} is not a directory of Warden's own user")
     os.chmod(root, 0o711)  # noqa: S103  (runs' uids traverse it; nobody lists it)
+    for parent in root.resolve().parents:  # each run's uid must reach its work directory
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            raise SandboxUnavailable(f"{parent} is not traversable: runs could not reach {root}")
     return root
 
 

@@ -27,6 +27,12 @@ from warden.sandbox.limits import Limits
 FUEL_PER_CPU_S = 1_000_000_000  # wasm instructions, roughly, per CPU second
 STARTUP_FUEL = 600_000_000  # what the interpreter spends starting (about 450 M measured)
 WATCH_S = 0.05
+# WASI starts in "/": move into /work (as the jail does), then run the script as __main__.
+BOOT = (
+    "import os, sys; os.chdir('/work'); sys.argv = ['/work/main.py']; "
+    "exec(compile(open('/work/main.py', 'rb').read(), '/work/main.py', 'exec'), "
+    "{'__name__': '__main__'})"
+)
 
 
 def runtime_path() -> Path | None:
@@ -109,7 +115,7 @@ def run(root: Path, code: bytes, files: dict[str, bytes], limits: Limits) -> Exe
         linker.define_wasi()
         store = Store(runtime.engine)
         wasi = WasiConfig()
-        wasi.argv = ("python", "-I", "-S", f"/work/{MAIN}")
+        wasi.argv = ("python", "-I", "-S", "-c", BOOT)
         wasi.preopen_dir(str(work), "/work")
         wasi.stdout_file = str(host / "stdout")
         wasi.stderr_file = str(host / "stderr")

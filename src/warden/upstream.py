@@ -175,10 +175,12 @@ class RequireDecision:
             "?" + query.decode("latin-1") if query else ""
         )
         try:
-            self.verifier.verify(token, scope["method"], path, body)
+            claims = self.verifier.verify(token, scope["method"], path, body)
         except DecisionRejected as exc:
             await _refuse(send, exc.code)
             return
+        # The application may read who was decided for: ``scope["warden.decision"]["sub"]``.
+        scope = {**scope, "warden.decision": claims}
         replayed = False
 
         async def replay() -> dict[str, Any]:

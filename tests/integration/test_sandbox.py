@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -411,3 +412,81 @@ def test_the_api_runs_code_for_the_calling_agent(
         assert path_trick.status_code == 400
         # Agents reach the sandbox, and nothing else of the control plane.
         assert agent.get("/v1/agents").status_code == 403
+
+
+def test_run_python_as_an_mcp_tool_behind_the_gateway(
+    stack: tuple[Sandbox, ControlPlaneServer], tmp_path: Path
+) -> None:
+    import asyncio
+
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from warden.enforce.routes import parse_routes
+    from warden.enforce.server import GatewayServer
+    from warden.sandbox.mcp_server import SandboxMcpServer
+
+    if "bwrap" not in BACKENDS and "wasm" not in BACKENDS:
+        pytest.skip("no backend")
+    sandbox, plane = stack
+    authority = sandbox.authority
+    tools = SandboxMcpServer(authority, sandbox).start_in_thread()
+    routes = parse_routes(
+        {
+            "routes": [
+                {
+                    "name": "sandbox",
+                    "prefix": "/mcp/sandbox",
+                    "protocol": "mcp",
+                    "upstream": tools.url,
+                    "upstream_id": tools.spiffe_id,
+                    "resource": {
+                        "type": "Tool",
+                        "id": "sandbox",
+                        "properties": {
+                            "domain": "platform",
+                            "classification": "internal",
+                            "tags": ["sandbox"],
+                        },
+                    },
+                }
+            ]
+        }
+    )
+    gateway = GatewayServer(
+        authority, routes=routes, engine=plane.policy, host="127.0.0.1", port=0
+    ).start_in_thread()
+
+    async def call(agent: str, code: str) -> Any:
+        issued = authority.issuer.issue_agent_x509(agent)
+        creds = write_svid(tmp_path / agent, issued, authority.ca.bundle.to_pem())
+        verify = context_for(creds, creds / "bundle.pem")
+        async with (
+            httpx2.AsyncClient(verify=verify, timeout=httpx2.Timeout(30, read=60)) as http,
+            Client(
+                streamable_http_client(gateway.url + "/mcp/sandbox", http_client=http)
+            ) as client,
+        ):
+            listed = await client.list_tools()
+            assert [t.name for t in listed.tools] == ["run_python"]
+            return await client.call_tool("run_python", {"code": code})
+
+    try:
+        result = asyncio.run(call("coder-bot", "print(sum(range(10)))"))
+        assert not result.is_error and result.content[0].text.startswith("45\n")
+        # The run is its own decision, for the agent the gateway decided for.
+        plane.log.checkpoint()
+        runs = LogReader(authority.store).search(agent=CODER, kind="sandbox")
+        assert runs and runs[0]["stdout_excerpt"] == "45\n"
+        # An agent the policies keep from code is stopped at the gateway.
+        with pytest.raises(BaseException):
+            asyncio.run(call("plain-bot", "print(1)"))
+        gateway.recorder.checkpoint()
+        plain = "spiffe://example.org/agent/plain-bot"
+        refused = LogReader(authority.store).search(agent=plain, kind="decision")
+        assert refused and {e["decision"] for e in refused} == {"deny"}
+        assert not LogReader(authority.store).search(agent=plain, kind="sandbox")
+    finally:
+        gateway.stop()
+        tools.stop()

@@ -490,3 +490,47 @@ def test_run_python_as_an_mcp_tool_behind_the_gateway(
     finally:
         gateway.stop()
         tools.stop()
+
+
+def test_the_cli_runs_code_through_the_control_plane(
+    stack: tuple[Sandbox, ControlPlaneServer],
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from warden.cli.main import app, write_operator_credential
+
+    if not BACKENDS:
+        pytest.skip("no backend")
+    _, plane = stack
+    authority = plane.authority
+    authority.operators.add("admin", role="admin", created_by="test")
+    write_operator_credential(authority, "admin")
+    state = str(authority.settings.state_dir)
+    server = plane.url.replace("127.0.0.1", "localhost")
+    runner = CliRunner()
+    done = runner.invoke(
+        app,
+        ["--state-dir", state, "sandbox", "run", "-", "--agent", "coder-bot", "--server", server,
+         "--limit", "cpu_s=2"],
+        input="print(6 * 7)\n",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "42" in done.output
+    refused = runner.invoke(
+        app,
+        ["--state-dir", state, "sandbox", "run", "-", "--agent", "plain-bot", "--server", server],
+        input="print(1)\n",
+    )  # fmt: skip
+    assert refused.exit_code == 2 and "denied" in refused.output
+    bad = runner.invoke(
+        app,
+        ["--state-dir", state, "sandbox", "run", "-", "--agent", "coder-bot", "--server", server,
+         "--limit", "cpu_s=lots"],
+        input="print(1)\n",
+    )  # fmt: skip
+    assert bad.exit_code != 0 and "NAME=NUMBER" in bad.output
+    doctor = runner.invoke(app, ["--state-dir", state, "sandbox", "doctor", "--json"])
+    assert doctor.exit_code == 0, doctor.output
+    assert json.loads(doctor.output)["bwrap"]["works"] == ("bwrap" in BACKENDS)

@@ -172,6 +172,10 @@ def test_create_read_search_sort_page_and_select(scim: Scim) -> None:
         assert [r["name"] for r in page["Resources"]] == ["beta-bot"]
         listed = c.get("/Agents", params={"filter": 'name eq "alpha-bot"', "attributes": "name"})
         assert set(listed.json()["Resources"][0]) == {"schemas", "id", "name"}
+        spiffe = c.get(
+            "/Agents", params={"filter": 'name eq "alpha-bot"', "attributes": f"{WARDEN}:spiffeId"}
+        ).json()["Resources"][0]
+        assert spiffe[WARDEN]["spiffeId"].endswith("/agent/alpha-bot")  # returned: request
         selected = c.get(
             f"/Agents/{made['alpha-bot']['id']}", params={"attributes": f"name,{WARDEN}:spiffeId"}
         ).json()

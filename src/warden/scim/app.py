@@ -15,10 +15,18 @@ from contextvars import ContextVar
 from typing import Any
 
 from cryptography import x509
-from scim2_models import ForbiddenException, UnauthorizedException
+from scim2_models import (
+    Context,
+    ForbiddenException,
+    ResourceType,
+    SearchRequest,
+    UnauthorizedException,
+)
 from scim2_server.applications.asgi import ASGIApplication, Receive, Scope, Send
 from scim2_server.requests import ScimRequest
+from scim2_server.responses import ScimResponse
 from scim2_server.service import ScimService
+from scim2_server.storage import SearchPage
 
 from warden.identity.authority import IdentityAuthority
 from warden.identity.errors import CredentialRejected
@@ -34,13 +42,36 @@ ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 _peer: ContextVar[list[x509.Certificate]] = ContextVar("scim_peer", default=[])  # noqa: B039
 
 
+class WardenScimService(ScimService):
+    """scim2-server's service, with each listed resource kept as its own projection: the
+    library validates the page into a ListResponse and dumps it again without the request's
+    attributes, which drops a ``returned: request`` attribute the client asked for."""
+
+    def search_response(
+        self,
+        base_url: str,
+        resource_types: list[ResourceType],
+        page: SearchPage,
+        search_request: SearchRequest[Any],
+    ) -> ScimResponse:
+        response = super().search_response(base_url, resource_types, page, search_request)
+        if response.body is not None and "Resources" in response.body:
+            response.body["Resources"] = [
+                self.publish(base_url, resource).model_dump(
+                    scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=search_request
+                )
+                for resource in page.resources
+            ]
+        return response
+
+
 class ScimApp(ASGIApplication):
     """The SCIM application; mount it at ``/scim`` (its routes are under ``/v2``)."""
 
     def __init__(self, authority: IdentityAuthority, authorizer: AdminAuthorizer) -> None:
         described = provider()
         # The service's cursor secret is unused: pagination is by index.
-        super().__init__(WardenScimStorage(authority), described, ScimService(described))
+        super().__init__(WardenScimStorage(authority), described, WardenScimService(described))
         self.authority = authority
         self.authorizer = authorizer
         self.tokens = ScimTokens(authority.store)

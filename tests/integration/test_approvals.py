@@ -55,16 +55,19 @@ class Plane:
         self.authority = authority
         self.root = root
         self.server = ControlPlaneServer(authority, host="127.0.0.1", port=0).start_in_thread()
+        self.clients: list[httpx.Client] = []  # closed before the server stops, or it waits
 
     def operator(self, name: str, role: str) -> httpx.Client:
         self.authority.operators.add(name, role=role, created_by="test")  # type: ignore[arg-type]
         issued = self.authority.issuer.issue_operator_x509(name)
         creds = write_svid(self.root / f"op-{name}", issued, self.authority.ca.bundle.to_pem())
-        return httpx.Client(
+        client = httpx.Client(
             base_url=self.server.url,
             timeout=10,
             verify=context_for(creds, self.server.credentials.ca_file),
         )
+        self.clients.append(client)
+        return client
 
 
 @pytest.fixture
@@ -78,6 +81,8 @@ def stack(authority: IdentityAuthority, tmp_path: Path) -> Iterator[tuple[DlpSet
     try:
         yield setup, plane
     finally:
+        for client in plane.clients:
+            client.close()
         plane.server.stop()
         setup.stop()
 

@@ -48,6 +48,7 @@ from warden.shared.redis_state import RedisThrottles, RedisWindows
 from warden.transport import serving
 from warden.transport.loop import freeze_startup_heap
 from warden.transport.loop import run as run_loop
+from warden.transport.serving import GRACEFUL_SHUTDOWN_S
 from warden.transport.uvicorn_mtls import bounded_protocol, client_ssl_context, server_ssl_context
 from warden.trust.dlp import Dlp
 from warden.trust.events import TrustEvents
@@ -218,6 +219,9 @@ class GatewayServer:
             # Client addresses come from the socket, never from X-Forwarded-For.
             proxy_headers=False,
             lifespan="off",
+            # A stop waits this long for requests under way, then closes what is left (a
+            # client's idle keep-alive connection would otherwise hold the stop open).
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             interface="asgi3",
         )
         self._server = uvicorn.Server(config)

@@ -36,6 +36,7 @@ from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
 from warden.server.app import create_app
 from warden.shared.client import TlsFiles, connect
 from warden.transport import serving
+from warden.transport.serving import GRACEFUL_SHUTDOWN_S
 from warden.transport.uvicorn_mtls import MtlsHttpToolsProtocol, server_ssl_context
 from warden.trust.events import TrustEvents
 from warden.trust.health import HealthBook, health_rules
@@ -178,6 +179,9 @@ class ControlPlaneServer:
             # Client addresses come from the socket, never from X-Forwarded-For.
             proxy_headers=False,
             lifespan="off",
+            # A stop waits this long for requests under way, then closes what is left (a
+            # client's idle keep-alive connection would otherwise hold the stop open).
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None

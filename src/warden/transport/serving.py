@@ -46,6 +46,9 @@ def start_in_thread(
     return thread, int(server.servers[0].sockets[0].getsockname()[1])
 
 
+GRACEFUL_SHUTDOWN_S = 3  # seconds
+
+
 def stop(server: uvicorn.Server, thread: threading.Thread | None) -> None:
     server.should_exit = True
     if thread is not None:

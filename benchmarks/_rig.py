@@ -128,3 +128,14 @@ def gateway(state: Path, routes: Path, port: int, *, workers: int = 1, **env: st
         stdout=subprocess.DEVNULL,
         env={**os.environ, **env},
     )  # fmt: skip
+
+
+def stop_processes(processes: list[Any]) -> None:
+    """Terminate each process, then kill the ones that do not end within 15 s."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()

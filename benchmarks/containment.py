@@ -36,7 +36,7 @@ from typing import Any
 import aiohttp
 
 from _common import parse_args, percentile, report
-from _rig import HERE, context_for, free_port, gateway, wait_for_port
+from _rig import HERE, context_for, free_port, gateway, stop_processes, wait_for_port
 from scale import control_plane
 from scale import setup as domain
 
@@ -190,16 +190,6 @@ def measure(gateways: list[str], made: dict[str, Any], store_url: str, trials: i
     return figures
 
 
-def stop_all(processes: list[Any]) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 def upstream_process(made: dict[str, Any], port: int) -> Any:
     return subprocess.Popen(
         [sys.executable, str(HERE / "_upstream.py"), str(made["upstream"]), str(port)]
@@ -226,7 +216,7 @@ def embedded(root: Path, trials: int) -> Figures:
         url = f"sqlite:///{(made['state'] / 'warden.db').resolve()}"
         return measure([f"https://localhost:{port}"], made, url, trials)
     finally:
-        stop_all(processes)
+        stop_processes(processes)
 
 
 def across_processes(root: Path, trials: int) -> Figures:
@@ -258,7 +248,7 @@ def across_processes(root: Path, trials: int) -> Figures:
             wait_for_port(port)
         return measure([f"https://localhost:{p}" for p in ports], made, url, trials)
     finally:
-        stop_all(processes)
+        stop_processes(processes)
         redis.kill()
         cluster.stop()
 

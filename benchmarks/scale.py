@@ -41,6 +41,7 @@ from _rig import (
     free_port,
     gateway,
     load,
+    stop_processes,
     trust_domain,
     wait_for_port,
     write_svid,
@@ -272,13 +273,7 @@ def main() -> None:
                 leaks([urls["a"], urls["b"]], made["victim-bot"], plane, made["operator"], seconds)
             )
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_processes(processes)
             redis.kill()
             cluster.stop()
 

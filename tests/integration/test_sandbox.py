@@ -38,6 +38,8 @@ def _backends() -> list[str]:
     usable = [name for name, why in found.items() if why is None]
     if os.environ.get("WARDEN_EXPECT_BWRAP") == "1":
         assert found["bwrap"] is None, f"bubblewrap is expected here: {found['bwrap']}"
+        # WebAssembly needs nothing from the machine: always expected.
+        assert found["wasm"] is None, f"the WebAssembly backend is expected: {found['wasm']}"
     return usable
 
 

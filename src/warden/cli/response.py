@@ -215,10 +215,7 @@ def resolve_incident(
 ) -> None:
     """Close an incident, saying how."""
     with _engine() as engine:
-        engine.incidents.resolve(incident_id, by=by, resolution=resolution)
-        engine.recorder.append(
-            "response", {"event": "incident_resolved", "incident": incident_id, "by": by}
-        )
+        engine.resolve_incident(incident_id, by=by, resolution=resolution)
     console.print(f"[green]Resolved[/] {incident_id}")
 
 
@@ -253,21 +250,7 @@ def list_approvals(
 
 def _decide(approval_id: str, approve: bool, by: str, reason: str) -> None:
     with _engine() as engine:
-        decided = engine.approvals.decide(approval_id, approve=approve, by=by, reason=reason)
-        engine.recorder.append(
-            "response",
-            {
-                "event": "approval",
-                "approval": approval_id,
-                "outcome": decided.status,
-                "by": by,
-                "kind": decided.kind,
-                "action": decided.action,
-                "decision_id": decided.decision_id or "",
-                "reason": reason,
-            },
-            subject=str(decided.detail.get("spiffe_id", "")) or None,
-        )
+        decided = engine.decide_approval(approval_id, approve=approve, by=by, reason=reason)
     console.print(f"{decided.status}: {decided.kind} {decided.action} of {decided.agent}")
 
 

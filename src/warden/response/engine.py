@@ -32,7 +32,7 @@ from warden.response.actions import Step, StepContext, run_action
 from warden.response.approvals import Approval, Approvals
 from warden.response.matching import Firing, Matcher, conditions_fail
 from warden.response.playbooks import PlaybookBundle, compile_playbooks
-from warden.response.records import Incidents, Runs
+from warden.response.records import Incident, Incidents, Runs
 from warden.trust.events import TrustEvent, TrustEvents
 
 log = logging.getLogger("warden.response")
@@ -295,6 +295,35 @@ class ResponseEngine(Matcher):
                 },
                 subject=agent.spiffe_id,
             )
+
+    def decide_approval(
+        self, approval_id: str, *, approve: bool, by: str, reason: str = ""
+    ) -> Approval:
+        """Approve or deny a parked request or a release, on record (the API and the CLI)."""
+        decided = self.approvals.decide(approval_id, approve=approve, by=by, reason=reason)
+        self.recorder.append(
+            "response",
+            {
+                "event": "approval",
+                "approval": approval_id,
+                "outcome": decided.status,
+                "by": by,
+                "kind": decided.kind,
+                "action": decided.action,
+                "decision_id": decided.decision_id or "",
+                "reason": reason,
+            },
+            subject=str(decided.detail.get("spiffe_id", "")) or None,
+        )
+        return decided
+
+    def resolve_incident(self, incident_id: str, *, by: str, resolution: str) -> Incident:
+        """Close an incident, on record."""
+        resolved = self.incidents.resolve(incident_id, by=by, resolution=resolution)
+        self.recorder.append(
+            "response", {"event": "incident_resolved", "incident": incident_id, "by": by}
+        )
+        return resolved
 
     def carry_out_release(self, approval: Approval) -> None:
         """An approved release: lift what it names, each on record."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ class Firing:
     by: str = ""  # who triggered it by hand
 
 
-class Matcher:
+class Matcher(ABC):
     """The triggers of one playbook bundle; :meth:`fire` says what to do with a match."""
 
     def __init__(self) -> None:
@@ -65,10 +66,11 @@ class Matcher:
 
     # -- what a match does (the engine runs it; a dry run collects it) ---------------------------
 
+    @abstractmethod
     def fire(self, firing: Firing) -> None:
-        raise NotImplementedError
+        """What a match does: the engine runs it, a dry run collects it."""
 
-    def clean_report(self, event: TrustEvent) -> None:
+    def clean_report(self, event: TrustEvent) -> None:  # noqa: B027  (a dry run lifts nothing)
         """A workload's health is back to healthy: restrictions held until then end."""
 
     # -- the inputs ------------------------------------------------------------------------------

@@ -170,20 +170,23 @@ def _execute(work: Path, host: Path, uid: int, limits: Limits, inputs: set[str])
         wall_ms=wall_ms,
         cpu_ms=((usage.ru_utime + usage.ru_stime) * 1000) if usage else 0.0,
         max_rss_kb=int(usage.ru_maxrss) if usage else 0,
-        stdout=_head(stdout_path, cap),
-        stderr=_head(stderr_path, cap),
+        stdout=head(stdout_path, cap),
+        stderr=head(stderr_path, cap),
         stdout_bytes=stdout_path.stat().st_size,
         stderr_bytes=stderr_path.stat().st_size,
-        outputs=_outputs(work, inputs, cap),
+        outputs=outputs(work, inputs, cap),
     )
 
 
-def _head(path: Path, cap: int) -> bytes:
+def head(path: Path, cap: int) -> bytes:
+    """The first ``cap`` bytes of a file (nothing when it was never made)."""
+    if not path.exists():
+        return b""
     with path.open("rb") as handle:
         return handle.read(cap)
 
 
-def _outputs(work: Path, inputs: set[str], cap: int, most: int = 32) -> dict[str, bytes]:
+def outputs(work: Path, inputs: set[str], cap: int, most: int = 32) -> dict[str, bytes]:
     """Regular files the code left in its work directory (not its inputs), each capped; a
     symbolic link is never followed (it could point anywhere on the host)."""
     found: dict[str, bytes] = {}

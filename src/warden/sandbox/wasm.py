@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from warden.sandbox.bwrap import MAIN, Execution, MiB
+from warden.sandbox.bwrap import MAIN, Execution, MiB, head, outputs
 from warden.sandbox.limits import Limits
 
 FUEL_PER_CPU_S = 1_000_000_000  # wasm instructions, roughly, per CPU second
@@ -178,13 +178,6 @@ def _collect(
 ) -> Execution:
     cap = limits.output_kb * 1024
     stdout, stderr = host / "stdout", host / "stderr"
-    outputs: dict[str, bytes] = {}
-    for entry in sorted(os.scandir(work), key=lambda e: e.name):
-        if entry.name in files or entry.name == MAIN or not entry.is_file(follow_symlinks=False):
-            continue
-        if len(outputs) < 32:
-            with open(entry.path, "rb") as handle:
-                outputs[entry.name] = handle.read(cap)
     return Execution(
         exit_code=exit_code,
         signal=None,
@@ -192,19 +185,12 @@ def _collect(
         wall_ms=wall_ms,
         cpu_ms=(store.fuel_consumed() or 0) / FUEL_PER_CPU_S * 1000,
         max_rss_kb=0,
-        stdout=_head(stdout, cap),
-        stderr=_head(stderr, cap),
+        stdout=head(stdout, cap),
+        stderr=head(stderr, cap),
         stdout_bytes=stdout.stat().st_size if stdout.exists() else 0,
         stderr_bytes=stderr.stat().st_size if stderr.exists() else 0,
-        outputs=outputs,
+        outputs=outputs(work, set(files) | {MAIN}, cap),
     )
-
-
-def _head(path: Path, cap: int) -> bytes:
-    if not path.exists():
-        return b""
-    with path.open("rb") as handle:
-        return handle.read(cap)
 
 
 def _size(directory: Path) -> int:

@@ -64,12 +64,8 @@ def response_router(
     @router.post("/v1/incidents/{incident_id}/resolve")
     def resolve_incident(request: Request, incident_id: str, body: Resolve) -> dict[str, Any]:
         by = require(request, authority, authorizer, "incident.resolve", CONTROL_PLANE)
-        resolved = response.incidents.resolve(
+        resolved = response.resolve_incident(
             incident_id, by=by.spiffe_id, resolution=body.resolution
-        )
-        response.recorder.note(
-            "response",
-            {"event": "incident_resolved", "incident": incident_id, "by": by.spiffe_id},
         )
         return resolved.to_dict()
 
@@ -94,22 +90,8 @@ def response_router(
     def decide(request: Request, approval_id: str, body: Verdict, approve: bool) -> dict[str, Any]:
         approval = response.approvals.get(approval_id)
         by = for_agent(request, "approval.decide", approval.agent)
-        decided = response.approvals.decide(
+        decided = response.decide_approval(
             approval_id, approve=approve, by=by.spiffe_id, reason=body.reason
-        )
-        response.recorder.append(
-            "response",
-            {
-                "event": "approval",
-                "approval": approval_id,
-                "outcome": decided.status,
-                "by": by.spiffe_id,
-                "kind": decided.kind,
-                "action": decided.action,
-                "decision_id": decided.decision_id or "",
-                "reason": body.reason,
-            },
-            subject=str(decided.detail.get("spiffe_id", "")) or None,
         )
         return decided.to_dict()
 

@@ -149,6 +149,22 @@ class Settings(BaseSettings):
     sandbox_max_files: int = Field(default=16, ge=0, le=256)
     sandbox_max_file_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
+    # The console (/console on the control plane): how long a one-time login link and a
+    # session last (idle, and at most from sign-in), and the OpenID provider people sign in
+    # with, when one is set (the client secret is read from a file, never from settings).
+    console_enabled: bool = True
+    console_login_link_ttl_s: int = Field(default=600, ge=30, le=DAY)
+    console_session_idle_s: int = Field(default=900, ge=60, le=DAY)
+    console_session_max_s: int = Field(default=3600, ge=300, le=DAY)
+    console_oidc_issuer: str | None = Field(default=None, pattern=r"^https://")
+    console_oidc_client_id: str | None = Field(default=None, max_length=256)
+    console_oidc_client_secret_file: Path | None = None
+    console_oidc_ca_file: Path | None = None
+    console_oidc_operator_claim: str = Field(default="preferred_username", max_length=64)
+    # The console's address as a browser sees it (the OpenID redirect is built on it);
+    # default: https://<api_host>:<api_port>.
+    console_public_url: str | None = Field(default=None, pattern=r"^https://")
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8443, ge=0, le=65535)
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)

@@ -12,6 +12,7 @@ from warden.cli import (
     agents,
     audit,
     ca,
+    console_links,
     demo,
     enforcement_points,
     mcp,
@@ -52,6 +53,7 @@ app.add_typer(
 )
 app.add_typer(scim.app, name="scim", help="SCIM 2.0 provisioning.")
 app.add_typer(sandbox.app, name="sandbox", help="Code agents wrote, run in a jail.")
+app.add_typer(console_links.app, name="console", help="The web console: login links.")
 app.add_typer(response.playbook_app, name="playbook", help="Automated response playbooks.")
 app.add_typer(response.incident_app, name="incident", help="Incidents playbooks opened.")
 app.add_typer(response.approval_app, name="approval", help="Requests parked for a human.")

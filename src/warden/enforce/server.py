@@ -135,7 +135,9 @@ class GatewayServer:
         self.pins = ToolPins(authority.store)
         # Data-loss windows and workload health feed every decision, live.
         self.events = TrustEvents()
-        self.events.subscribe(lambda event: self.recorder.note("trust", event.to_dict()))
+        self.events.subscribe(
+            lambda event: self.recorder.note("trust", event.to_dict(), subject=event.agent)
+        )
         # One breaker for every Redis call of this process: once Redis fails, none of them
         # waits out a timeout for a second.
         self.breaker = Breaker()

@@ -186,22 +186,12 @@ class RiskEngine(Mapping[str, Signal]):
             return self._baselines.get(agent)
 
     def summary(self, agent: str) -> dict[str, Any] | None:
-        """What the agent's baseline says, for people: how much it has seen, whether it is
-        past its learning period, and its most used targets, networks and data classes."""
-        now = self.clock()
+        """What the agent's baseline says, for people (see :func:`summarise`)."""
         with self._lock:
             b = self._baselines.get(agent)
             if b is None:
                 return None
-            return {
-                "requests": b.events,
-                "learned": b.learned(now, self.learning.events, self.learning.seconds),
-                "since": datetime.fromtimestamp(b.first_at, UTC).isoformat(),
-                "targets": _top(b.targets),
-                "networks": _top(b.networks),
-                "data_classes": _top(b.classes),
-                "active_hours": [h for h in range(24) if b.hour_share(h) >= 0.01],
-            }
+            return _summary(b, self.clock(), self.learning)
 
     def baselines(self) -> dict[str, dict[str, Any]]:
         """The baselines changed since the last call, as JSON (for the store); clears them."""
@@ -297,6 +287,24 @@ class RiskEngine(Mapping[str, Signal]):
                 },
             )
         )
+
+
+def summarise(saved: dict[str, Any], now: float, learning: Learning) -> dict[str, Any]:
+    """A saved baseline (its JSON), for people: how much it has seen, whether it is past its
+    learning period, and its most used targets, networks and data classes."""
+    return _summary(Baseline.from_json(saved), now, learning)
+
+
+def _summary(b: Baseline, now: float, learning: Learning) -> dict[str, Any]:
+    return {
+        "requests": b.events,
+        "learned": b.learned(now, learning.events, learning.seconds),
+        "since": datetime.fromtimestamp(b.first_at, UTC).isoformat(),
+        "targets": _top(b.targets),
+        "networks": _top(b.networks),
+        "data_classes": _top(b.classes),
+        "active_hours": [h for h in range(24) if b.hour_share(h) >= 0.01],
+    }
 
 
 def _top(counts: dict[str, int], n: int = 5) -> list[str]:

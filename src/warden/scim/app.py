@@ -162,20 +162,3 @@ async def scim_error(send: Any, status: int, detail: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-class WithScim:
-    """Serve ``/scim/...`` with the SCIM application, anything else with ``app``."""
-
-    def __init__(self, app: Any, scim: ScimApp) -> None:
-        self.app = app
-        self.scim = scim
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        path = scope.get("path", "")
-        if scope["type"] == "http" and (path == MOUNT or path.startswith(MOUNT + "/")):
-            await self.scim(
-                {**scope, "root_path": scope.get("root_path", "") + MOUNT}, receive, send
-            )
-            return
-        await self.app(scope, receive, send)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from warden import __version__
 from warden.audit.recorder import DecisionRecorder
+from warden.console.app import Console, create_console
 from warden.errors import (
     ConflictError,
     NotFoundError,
@@ -37,7 +38,9 @@ from warden.policy.engine import PolicyEngine
 from warden.response.engine import ResponseEngine
 from warden.risk.engine import RiskEngine
 from warden.sandbox.service import Sandbox
-from warden.scim.app import ScimApp, WithScim
+from warden.scim.app import MOUNT as SCIM_MOUNT
+from warden.scim.app import ScimApp
+from warden.server.mounts import WithPrefix
 from warden.server.attestation_routes import attestation_router
 from warden.server.audit_routes import audit_router
 from warden.server.auth import require
@@ -136,8 +139,10 @@ def create_app(
     risk: RiskEngine | None = None,
     metrics: Metrics | None = None,
     response: ResponseEngine | None = None,
+    console: Console | None = None,
 ) -> Any:
-    """The ASGI application of the control plane, wrapped in its body-size limit."""
+    """The ASGI application of the control plane, wrapped in its body-size limit; with
+    ``console``, the console at /console."""
     app = FastAPI(title="Warden control plane", version=__version__, docs_url=None, redoc_url=None)
 
     install_error_handlers(app)
@@ -274,7 +279,10 @@ def create_app(
         large=(("/evidence", "/health"), MAX_SBOM_BYTES + 65536),
     )
     # /scim/v2: the SCIM service provider, with SCIM's own errors and body bound.
-    return PathGuard(WithScim(limits, ScimApp(authority, authorizer)))
+    served = WithPrefix(limits, SCIM_MOUNT, ScimApp(authority, authorizer))
+    if console is not None:  # /console: HTML pages with their own errors, in the body bound
+        served = WithPrefix(served, "/console", BodyLimit(create_console(console), 65536))
+    return PathGuard(served)
 
 
 def _routers(

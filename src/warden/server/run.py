@@ -23,6 +23,8 @@ import uvicorn
 
 from warden.audit.setup import open_decision_log
 from warden.clock import utcnow
+from warden.console.app import Console
+from warden.console.oidc import open_oidc
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca.authority import BUNDLE_SEQUENCE_KEY
 from warden.identity.ca.keys import write_private_file
@@ -127,7 +129,9 @@ class ControlPlaneServer:
         # The control plane's log also takes in every identity and policy event.
         self.log = open_decision_log(authority, follow_events=True)
         self.events = TrustEvents()
-        self.events.subscribe(lambda event: self.log.note("trust", event.to_dict()))
+        self.events.subscribe(
+            lambda event: self.log.note("trust", event.to_dict(), subject=event.agent)
+        )
         self.health = HealthBook(authority.store, self.events, health_rules(authority.settings))
         self.policy.set_signal_source("health", self.health)
         tls = TlsFiles(
@@ -156,15 +160,30 @@ class ControlPlaneServer:
         self.probes = probe_server(
             self.metrics, authority.settings.metrics_host, authority.settings.api_metrics_port
         )
+        authorizer = authorizer or AdminAuthorizer()
+        self.console = (
+            Console(
+                authority,
+                authorizer,
+                self.log,
+                engine=self.policy,
+                response=self.response,
+                health=self.health,
+                oidc=open_oidc(authority.settings),
+            )
+            if authority.settings.console_enabled
+            else None
+        )
         app = create_app(
             authority,
-            authorizer or AdminAuthorizer(),
+            authorizer,
             self.policy,
             self.log,
             self.health,
             self.risk,
             self.metrics,
             self.response,
+            self.console,
         )
         config = uvicorn.Config(
             app,
@@ -196,6 +215,11 @@ class ControlPlaneServer:
     @property
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
+
+    def console_link(self, operator: str) -> str:
+        """A one-time login link to this server's console for ``operator``."""
+        token = Console.link_for(self.authority, operator, by="warden up")
+        return f"{self.url}/console/login?token={token}"
 
     @property
     def probes_url(self) -> str:

@@ -427,3 +427,28 @@ scim_tokens = Table(
     Column("last_used_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
+
+# The console's one-time login links and sessions: SHA-256 digests of the secrets only.
+console_links = Table(
+    "console_links",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("operator", String(63), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(2048), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("operator", String(63), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("via", String(16), nullable=False),  # link | oidc
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+)

@@ -25,10 +25,11 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict src/
 
 # pytest exits 5 when it collected no test; make treats any non-zero exit as failure.
-# WARDEN_EXPECT_BWRAP: the sandbox's tests fail, not skip, when the jail does not work.
+# WARDEN_EXPECT_BWRAP / WARDEN_EXPECT_BROWSER: the sandbox's and the console's browser tests
+# fail, not skip, when the jail or Chromium is missing. Screenshots go to .artifacts/.
 test: $(STAMP) lint typecheck
 	@scripts/ensure-services.sh
-	WARDEN_EXPECT_BWRAP=1 $(BIN)/pytest -q -p no:cacheprovider
+	WARDEN_EXPECT_BWRAP=1 WARDEN_EXPECT_BROWSER=1 $(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/identity.py --quick

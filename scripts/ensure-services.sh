@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure the services the tests need are installed. The tests start and stop their own
+# Make sure the services and programs the tests need are installed. The tests start and stop their own
 # throwaway instances on 127.0.0.1 (tests/support/postgres.py, tests/support/redis.py);
 # nothing runs as a daemon.
 set -euo pipefail
@@ -12,6 +12,8 @@ have_redis || missing+=(redis-server)
 # The sandbox's jail: bubblewrap, and Debian's python3 to run inside it (the machine's own
 # Python may live where the jail cannot read).
 have_bwrap || missing+=(bubblewrap python3)
+# The console's browser tests drive Debian's Chromium (Playwright, no browser download).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "installing ${missing[*]} for the tests"

@@ -215,6 +215,7 @@ def test_every_page_shows_real_data(stack: tuple[DlpSetup, Plane]) -> None:
     assert client.get("/console/agents/nobody").status_code == 404
     decisions = client.get("/console/decisions", params={"decision": "deny"}).text
     assert decision_id in decisions and "Endpoint::ledger/x" not in decisions
+    assert decisions.count("sse-connect=") == 1 and decisions.count("<html") == 1
     assert client.get("/console/decisions", params={"decision": "maybe"}).status_code == 400
     by_class = client.get("/console/decisions", params={"data_class": "phi"}).text
     assert decision_id in by_class
@@ -302,3 +303,17 @@ def test_approvals_and_incidents_in_the_console(stack: tuple[DlpSetup, Plane]) -
     assert ("sam", "approval.decide", "done") in done
     assert ("ida", "approval.decide", "refused") in done
     assert json.dumps(entries)  # plain JSON throughout
+
+
+def test_the_live_stream_ends_when_the_session_does(stack: tuple[DlpSetup, Plane]) -> None:
+    setup, plane = stack
+    client = opened(plane, sign_in(plane.server, setup.authority, "ida"))
+    csrf = csrf_of(client, "/console")
+    other = opened(plane, browser(plane.server))
+    other.cookies.set(COOKIE, client.cookies[COOKIE])  # the same session, another tab
+    lines: list[str] = []
+    with other.stream("GET", "/console/decisions/stream") as stream:
+        assert client.post("/console/logout", data={"csrf": csrf}).status_code == 303
+        for line in stream.iter_lines():  # ends by itself: the server closes it
+            lines.append(line)
+    assert "event: ended" in lines

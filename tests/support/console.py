@@ -20,7 +20,9 @@ def browser(server: ControlPlaneServer) -> httpx.Client:
     return httpx.Client(base_url=server.url, verify=context, timeout=10)
 
 
-def sign_in(server: ControlPlaneServer, authority: IdentityAuthority, operator: str) -> httpx.Client:
+def sign_in(
+    server: ControlPlaneServer, authority: IdentityAuthority, operator: str
+) -> httpx.Client:
     """A browser-like client with a console session for ``operator`` (a login link redeemed)."""
     client = browser(server)
     token = Console.link_for(authority, operator, by="test")

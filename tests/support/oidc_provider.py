@@ -176,7 +176,12 @@ class OidcProvider:
         key = self.other if self.rogue_key else self.key
         id_token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, key)
         return JSONResponse(
-            {"access_token": access, "token_type": "Bearer", "expires_in": 300, "id_token": id_token}
+            {
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": 300,
+                "id_token": id_token,
+            }
         )
 
 

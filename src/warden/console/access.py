@@ -52,11 +52,13 @@ class ConsoleUser:
 
 
 class Refused(Exception):
-    """Answer with a page: 401 (no session), 403 (not permitted), 404, 400."""
+    """Answer with a page: 401 (no session), 403 (not permitted), 404, 400. ``to_login``:
+    a page asked for without a session, which sends the browser to sign in instead."""
 
-    def __init__(self, status: int, title: str, detail: str = "") -> None:
+    def __init__(self, status: int, title: str, detail: str = "", *, to_login: bool = False):
         super().__init__(title)
         self.status, self.title, self.detail = status, title, detail
+        self.to_login = to_login
 
 
 @dataclass
@@ -89,14 +91,16 @@ class Console:
         """The signed-in operator; 401 without a live session or an active operator."""
         session = self.sessions.get(request.cookies.get(COOKIE))
         if session is None:
-            raise Refused(401, "Sign in first", "This page needs a console session.")
+            raise Refused(401, "Sign in first", "This page needs a console session.", to_login=True)
         try:
             operator = self.authority.operators.get(session.operator)
         except OperatorNotFound:
             operator = None
         if operator is None or operator.status != "active":
             self.sessions.close_all(session.operator)
-            raise Refused(401, "Sign in first", "The operator of this session is not active.")
+            raise Refused(
+                401, "Sign in first", "The operator of this session is not active.", to_login=True
+            )
         principal = AdminPrincipal(
             "Operator",
             operator.name,

@@ -33,7 +33,7 @@ def create_console(console: Console) -> FastAPI:
 
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> Response:
-        if exc.status == 401 and request.method == "GET" and not is_partial(request):
+        if exc.to_login and request.method == "GET" and not is_partial(request):
             return secured(RedirectResponse("/console/login", status_code=303))
         return pages.page(
             request, "refused.html", None, exc.status, title=exc.title, detail=exc.detail

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
 

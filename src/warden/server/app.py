@@ -40,7 +40,6 @@ from warden.risk.engine import RiskEngine
 from warden.sandbox.service import Sandbox
 from warden.scim.app import MOUNT as SCIM_MOUNT
 from warden.scim.app import ScimApp
-from warden.server.mounts import WithPrefix
 from warden.server.attestation_routes import attestation_router
 from warden.server.audit_routes import audit_router
 from warden.server.auth import require
@@ -49,6 +48,7 @@ from warden.server.feed_routes import feed_router, policy_feed_router
 from warden.server.health_routes import health_router
 from warden.server.limits import BodyLimit
 from warden.server.mcp_routes import mcp_router
+from warden.server.mounts import WithPrefix
 from warden.server.policy_routes import policy_router
 from warden.server.response_routes import response_router
 from warden.server.risk_routes import risk_router

@@ -146,6 +146,11 @@ def serve(
         f"Warden control plane on [bold]{server.url}[/] "
         f"(trust domain {State.authority().trust_domain})"
     )
+    if server.console is not None:
+        console.print(
+            f"Console on [bold]{server.url}/console[/]: sign in with a link from "
+            "[bold]warden console link OPERATOR[/]"
+        )
     freeze_startup_heap()
     run_loop(server.serve())
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from warden.cli.main import write_operator_credential
 from warden.clock import utcnow
 from warden.identity.attestation.container import sbom_digest
 from warden.identity.attestation.events import recent_attempts
@@ -21,6 +20,7 @@ from warden.identity.attestation.unix import ProcessRef, boot_id, process_start_
 from warden.identity.authority import IdentityAuthority
 from warden.identity.errors import AttestationFailed
 from warden.server.run import ControlPlaneServer
+from warden.stack import write_operator_credential
 
 WARDEN = str(Path(sys.executable).parent / "warden")
 CHILD = textwrap.dedent(

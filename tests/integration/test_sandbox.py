@@ -501,7 +501,8 @@ def test_the_cli_runs_code_through_the_control_plane(
 
     from typer.testing import CliRunner
 
-    from warden.cli.main import app, write_operator_credential
+    from warden.cli.main import app
+    from warden.stack import write_operator_credential
 
     if not BACKENDS:
         pytest.skip("no backend")

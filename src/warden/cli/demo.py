@@ -77,7 +77,7 @@ def _walk_through(state_dir: Path) -> None:
 
 
 def _init(state_dir: Path) -> tuple[IdentityAuthority, Path]:
-    from warden.cli.main import write_operator_credential
+    from warden.stack import write_operator_credential
 
     _step(1, "init: a trust domain, its CA (root + intermediate), the first operator")
     settings = load_settings(state_dir=state_dir, trust_domain=TRUST_DOMAIN, api_port=0)

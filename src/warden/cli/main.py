@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -26,14 +25,11 @@ from warden.cli import (
     workorders,
 )
 from warden.cli.common import State, console, handle_errors, print_json
-from warden.config import CONFIG_FILE_NAME, load_settings, starter_config
-from warden.errors import ConfigError
-from warden.identity.authority import IdentityAuthority, file_key_manager
-from warden.identity.ca import CertificateAuthority, FileKeyManager
-from warden.identity.ca.keys import write_private_file
-from warden.store import open_store
+from warden.config import load_settings
+from warden.stack import EmbeddedStack, initialise
 from warden.transport.loop import freeze_startup_heap
 from warden.transport.loop import run as run_loop
+from warden.transport.serving import wait_for_stop
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -86,37 +82,47 @@ def init(
     settings = load_settings(
         state_dir=State.state_dir, database_url=State.database_url, trust_domain=trust_domain
     )
-    state_dir = settings.state_dir
-    if (state_dir / CONFIG_FILE_NAME).exists() or settings.key_file.exists():
-        raise ConfigError(f"{state_dir} is already initialised")
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(state_dir, 0o700)
-    (state_dir / CONFIG_FILE_NAME).write_text(starter_config(trust_domain))
-    store = open_store(settings.database)
-    keys = FileKeyManager.create(state_dir / "keys", settings.key_file)
-    CertificateAuthority.initialise(store, keys, settings, trust_domain)
-    authority = IdentityAuthority.from_parts(settings, store, file_key_manager(settings))
-    authority.operators.add(operator, role="admin", created_by="warden init")
-    out = write_operator_credential(authority, operator)
-    store.dispose()
-    console.print(f"[green]Initialised[/] trust domain [bold]{trust_domain}[/] in {state_dir}")
+    authority = initialise(settings, trust_domain, operator)
+    authority.store.dispose()
+    out = settings.state_dir / "operators" / operator
+    console.print(
+        f"[green]Initialised[/] trust domain [bold]{trust_domain}[/] in {settings.state_dir}"
+    )
     console.print(f"Operator credential for [bold]{operator}[/] (admin): {out}")
 
 
-def write_operator_credential(authority: IdentityAuthority, name: str) -> Path:
-    """Issue an operator SVID and write svid.pem, key.pem and bundle.pem (all 0600)."""
-    issued = authority.issuer.issue_operator_x509(name)
-    out = authority.settings.state_dir / "operators" / name
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for filename, data in (
-        ("key.pem", issued.key_pem()),
-        ("svid.pem", issued.cert_chain_pem()),
-        ("bundle.pem", authority.ca.bundle.to_pem()),
-    ):
-        path = out / filename
-        path.unlink(missing_ok=True)
-        write_private_file(path, data)
-    return out
+@app.command()
+@handle_errors
+def up(
+    trust_domain: Annotated[
+        str, typer.Option(help="The trust domain, when the state directory is new")
+    ] = "example.org",
+    routes: Annotated[Path | None, typer.Option(help="The gateway's route file (YAML)")] = None,
+) -> None:
+    """Run everything in one process on 127.0.0.1: the control plane, the Workload API, a
+    gateway and the console, on SQLite in the state directory. Ctrl-C stops it; a restart
+    keeps its state."""
+    settings = load_settings(state_dir=State.state_dir, database_url=State.database_url)
+    stack = EmbeddedStack.start(settings, trust_domain=trust_domain, routes=routes)
+    try:
+        control, gateway_server = stack.control, stack.gateway
+        if stack.initialised:
+            console.print(
+                f"[green]Initialised[/] trust domain [bold]{stack.authority.trust_domain}[/] "
+                f"in {settings.state_dir}"
+            )
+        console.print(
+            f"Control plane  {control.url}  (mTLS; operators: {settings.state_dir}/operators)"
+        )
+        console.print(f"Workload API   unix://{settings.workload_socket_path.resolve()}")
+        console.print(f"Gateway        {gateway_server.url}  as {gateway_server.spiffe_id}")
+        console.print(f"Console        {control.url}/console")
+        console.print(f"Sign in        {stack.login_link()}", soft_wrap=True)
+        console.print("Ctrl-C stops Warden.")
+        wait_for_stop()
+    finally:
+        stack.stop()
+        console.print("Warden stopped.")
 
 
 @app.command()

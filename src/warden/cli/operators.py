@@ -21,7 +21,7 @@ def add(
     role: Annotated[str, typer.Option(help="admin, operator, approver or auditor")] = "operator",
 ) -> None:
     """Add an operator and write its credential (0600) under the state directory."""
-    from warden.cli.main import write_operator_credential
+    from warden.stack import write_operator_credential
 
     if role not in OPERATOR_ROLES:
         raise UntrustedInputError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -82,3 +83,22 @@ def on_loop(loop: asyncio.AbstractEventLoop | None, change: Callable[[], None]) 
 
     loop.call_soon_threadsafe(apply)
     done.result(timeout=10)
+
+
+def wait_for_stop() -> int:
+    """Block the main thread until SIGINT or SIGTERM (servers run in threads); the signal."""
+    received: list[int] = []
+    done = threading.Event()
+
+    def stop(signum: int, _frame: object) -> None:
+        received.append(signum)
+        done.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return received[0]

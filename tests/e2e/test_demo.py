@@ -1,33 +1,52 @@
-"""`warden demo` runs as a new user would run it, in its own process."""
+"""The seed's scenarios end to end: each scenario of `warden demo` is a test here, played by
+real agent processes (`warden run`, SVIDs from the Workload API) through the gateway against
+upstream services that trust only the gateway; and `warden demo` itself runs as a new user
+would run it, in its own process, and verifies the log."""
 
+from __future__ import annotations
+
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+from warden.demo.scenarios import SCENARIOS, Scenario
+from warden.demo.world import World
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    started = World.start(tmp_path_factory.mktemp("demo"))
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: f"{s.number}-{s.title}")
+def test_scenario(world: World, scenario: Scenario) -> None:
+    outcome = scenario.play(world)
+    assert outcome.ok, f"{scenario.expected!r} expected, observed: {outcome.observed}"
+    assert outcome.decisions, "the outcome names the decisions that show it"
+    assert outcome.contain_s is not None  # contained (benchmarks/containment.py times it)
+
+
+def test_warden_demo_runs_as_a_new_user_runs_it(tmp_path: Path) -> None:
     warden = Path(sys.executable).parent / "warden"
+    out = tmp_path / "outcomes.json"
     result = subprocess.run(
-        [str(warden), "demo", "--keep", str(tmp_path / "demo")],
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={**os.environ, "COLUMNS": "120"},
-    )
+        [str(warden), "demo", "--keep", str(tmp_path / "demo"), "--scenario", "1",
+         "--scenario", "9", "--json", str(out)],
+        capture_output=True, check=False, text=True, timeout=180, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "160"},
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    assert "spiffe://demo.example/agent/invoice-bot" in out
-    assert "no_client_certificate" in out and "forbidden" in out
-    assert "X.509-SVID: rejected (principal_revoked)" in out
-    assert "old SVID still verifies" in out
-    assert "got spiffe://demo.example/agent/claims-bot" in out.replace("\n", "")
-    assert "refused: no identity issued" in out
-    flat = " ".join(out.split())
-    assert "read payroll deny by payroll-only-hr" in flat
-    assert "export 100 customers to a paste site deny by customer-export-needs-work-order" in flat
-    assert "allow by finance-agents-use-finance-apis (work order wo-" in flat
-    assert "export 100 customers again deny by customer-export-needs-work-order" in flat
-    assert "unexpected" not in out
+    assert "decision log verified" in result.stdout
+    assert "bulk export of customer data" in result.stdout
+    found = json.loads(out.read_text())
+    assert found["verified"] is True
+    assert [(s["number"], s["ok"]) for s in found["scenarios"]] == [(1, True), (9, True)]

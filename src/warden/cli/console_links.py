@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from warden.cli.common import State, handle_errors
-from warden.console.app import Console
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -22,6 +21,8 @@ def link(
 ) -> None:
     """Print a one-time link that signs ``operator`` in to the console. It works once, for
     console_login_link_ttl_s (10 minutes by default); only its digest is stored."""
+    from warden.console.access import Console
+
     authority = State.authority()
     settings = authority.settings
     base = url or settings.console_public_url or f"https://{settings.api_host}:{settings.api_port}"

@@ -26,7 +26,6 @@ from warden.cli import (
 )
 from warden.cli.common import State, console, handle_errors, print_json
 from warden.config import load_settings
-from warden.stack import EmbeddedStack, initialise
 from warden.transport.loop import freeze_startup_heap
 from warden.transport.loop import run as run_loop
 from warden.transport.serving import wait_for_stop
@@ -79,6 +78,8 @@ def init(
     operator: Annotated[str, typer.Option(help="Name of the first (admin) operator")] = "admin",
 ) -> None:
     """Create the state directory, config, store, CA and the first operator credential."""
+    from warden.stack import initialise
+
     settings = load_settings(
         state_dir=State.state_dir, database_url=State.database_url, trust_domain=trust_domain
     )
@@ -102,6 +103,8 @@ def up(
     """Run everything in one process on 127.0.0.1: the control plane, the Workload API, a
     gateway and the console, on SQLite in the state directory. Ctrl-C stops it; a restart
     keeps its state."""
+    from warden.stack import EmbeddedStack
+
     settings = load_settings(state_dir=State.state_dir, database_url=State.database_url)
     stack = EmbeddedStack.start(settings, trust_domain=trust_domain, routes=routes)
     try:

@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -20,11 +20,10 @@ from warden.audit.setup import open_decision_log
 from warden.cli.common import State, console, handle_errors, print_json
 from warden.policy.bundle import BundleFiles
 from warden.policy.signing import load_public_key, verify_signature
-from warden.response.dry_run import dry_run as replay
-from warden.response.dry_run import not_replayable
-from warden.response.engine import ResponseEngine
 from warden.response.playbooks import PlaybookBundle, compile_playbooks
-from warden.response.setup import open_response_engine, playbooks_path
+
+if TYPE_CHECKING:
+    from warden.response.engine import ResponseEngine
 
 playbook_app = typer.Typer(no_args_is_help=True)
 incident_app = typer.Typer(no_args_is_help=True)
@@ -37,6 +36,9 @@ By = Annotated[str, typer.Option(help="Who acts (recorded)")]
 def _engine() -> Iterator[ResponseEngine]:
     authority = State.authority()
     log = open_decision_log(authority)
+    # Imported here: the engine pulls in the risk model, which every other command can skip.
+    from warden.response.setup import open_response_engine
+
     engine = open_response_engine(authority, log, runner="cli")
     if engine is None:
         log.close()
@@ -51,6 +53,8 @@ def _engine() -> Iterator[ResponseEngine]:
 def _compiled(path: Path | None) -> PlaybookBundle:
     authority = State.authority()
     settings = authority.settings
+    from warden.response.setup import playbooks_path
+
     files = BundleFiles.read(path or playbooks_path(authority))
     keys = [load_public_key(p.read_bytes()) for p in settings.policy_signing_keys]
     if keys and (settings.policy_require_signature or "bundle.sig" in files.files):
@@ -146,7 +150,9 @@ def dry_run(
     """Replay recorded events through a bundle and show what it would have done."""
     bundle = _compiled(path)
     authority = State.authority()
-    found, replayed = replay(LogReader(authority.store), bundle, authority.agents, last=last)
+    from warden.response.dry_run import dry_run, not_replayable
+
+    found, replayed = dry_run(LogReader(authority.store), bundle, authority.agents, last=last)
     skipped = not_replayable(bundle)
     if as_json:
         print_json(

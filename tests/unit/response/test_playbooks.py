@@ -35,6 +35,8 @@ def test_the_shipped_playbooks_are_valid() -> None:
         "phi-exfiltration",
         "compromised-workload",
         "payment-destination-change",
+        "payroll-attempt",
+        "destructive-attempt",
     }
     restrict = bundle.by_name("compromised-workload")
     assert restrict is not None and isinstance(restrict.actions[0].terms, Restrict)

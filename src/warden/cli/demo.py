@@ -27,6 +27,10 @@ def run_demo(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the outcomes as JSON here")
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write a self-contained HTML report: timeline, risk, every decision"),
+    ] = None,
 ) -> None:
     """Play the seed's scenarios with real agents, identities, TLS and containment; then
     verify the decision log. Exits non-zero when any outcome differs from the expected one."""
@@ -46,6 +50,11 @@ def run_demo(
         console.print(f"Console of this run (while it runs): {world.stack.control.url}/console")
         if json_out is not None:
             write_json(json_out, played, verified)
+        if report is not None:
+            from warden.demo.report import write_report
+
+            write_report(report, world.stack.authority.store, played, verified)
+            console.print(f"Report: {report}")
     finally:
         world.stop()
         if keep is None:

@@ -4,7 +4,8 @@ line per request (status, decision id, reason) for the demo to read.
 
 ``python -m warden.demo.agent PLAN.json``; the plan: ``{"gateway": URL, "steps": [{"label",
 "method", "path", "json", "count", "every_s", "source"}]}``. ``source`` is a loopback address
-the requests leave from (a "new address" the agent never used).
+the requests leave from (a "new address" the agent never used); ``base: control`` sends a
+step to the control plane instead (a sandbox run); ``keep_body`` prints the JSON answer.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import httpx
 from warden.sdk import AgentIdentity
 
 
-def _answer(response: httpx.Response) -> dict[str, Any]:
+def _answer(response: httpx.Response, keep_body: bool = False) -> dict[str, Any]:
     reason = ""
+    kept: Any = None
     decision = response.headers.get("x-warden-decision-id", "")
     if response.headers.get("content-type", "").startswith("application/json"):
         try:
@@ -31,30 +33,36 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
         if isinstance(body, dict):
             reason = str(body.get("reason") or body.get("error") or "")
             decision = decision or str(body.get("decision_id") or "")
-    return {"status": response.status_code, "decision_id": decision, "reason": reason}
+            kept = body if keep_body else None
+    out = {"status": response.status_code, "decision_id": decision, "reason": reason}
+    if kept is not None:
+        out["body"] = kept
+    return out
 
 
 def main(plan_path: str) -> int:
     plan = json.loads(Path(plan_path).read_text())
     with AgentIdentity() as me:
         print(json.dumps({"identity": me.spiffe_id}), flush=True)
-        clients: dict[str, httpx.Client] = {}
+        clients: dict[tuple[str, str], httpx.Client] = {}
         try:
             for step in plan["steps"]:
                 source = step.get("source", "127.0.0.1")
-                if source not in clients:
+                # The gateway, or for the sandbox the control plane (a run is decided there).
+                base = plan[step.get("base", "gateway")]
+                if (source, base) not in clients:
                     transport = httpx.HTTPTransport(verify=me.ssl_context(), local_address=source)
-                    clients[source] = httpx.Client(
-                        base_url=plan["gateway"], transport=transport, timeout=30
+                    clients[(source, base)] = httpx.Client(
+                        base_url=base, transport=transport, timeout=60
                     )
-                client = clients[source]
+                client = clients[(source, base)]
                 for i in range(int(step.get("count", 1))):
                     started = time.monotonic()
                     try:
                         response = client.request(
                             step.get("method", "GET"), step["path"], json=step.get("json")
                         )
-                        out = _answer(response)
+                        out = _answer(response, bool(step.get("keep_body")))
                     except httpx.HTTPError as exc:  # refused at the TLS layer: revoked, say
                         out = {"status": 0, "decision_id": "", "reason": type(exc).__name__}
                     out.update(label=step["label"], i=i, at=time.time())

@@ -8,11 +8,21 @@ agent's status, incidents, alerts, work orders), never from the scenario's own a
 
 from __future__ import annotations
 
+import json
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
+from warden.audit.reader import LogReader
 from warden.demo.world import World
+from warden.scim.tokens import ScimTokens
+
+SCIM_AGENT = "urn:ietf:params:scim:schemas:core:2.0:Agent"
+SCIM_WARDEN = "urn:warden:scim:schemas:extension:2.0:Agent"
+SCIM_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 
 @dataclass
@@ -88,7 +98,7 @@ def bulk_export(world: World) -> Outcome:
         f"{len(normal)} normal reads allowed; export {export[0]['status'] if export else '?'} "
         f"({reason})",
         bool(ok and flagged),
-        0.0 if ok else None,
+        _blocked_in(export) if ok else None,
         _ids(export),
     )
 
@@ -136,7 +146,7 @@ def phi_exfiltration(world: World) -> Outcome:
         f"({first_block['reason'] if first_block else '-'}); throttled: "
         f"{held.get('throttle', {}).get('rate', 'no')}; incident: {'yes' if incident else 'no'}",
         ok,
-        0.0 if first_block else None,
+        _blocked_in(blocked) if first_block else None,
         _ids(blocked),
     )
 
@@ -151,7 +161,7 @@ def price_scraping(world: World) -> Outcome:
         f"{first if first is not None else len(answers)} requests served, "
         f"then {len(throttled)} answered 429",
         ok,
-        0.0 if ok else None,
+        _blocked_in(throttled) if ok else None,
         _ids(throttled),
     )
 
@@ -179,7 +189,7 @@ def vulnerable_container(world: World) -> Outcome:
         f"non-sensitive {other[0]['status'] if other else '?'}, after a clean report "
         f"{after[0]['status'] if after else '?'}",
         ok,
-        0.0 if ok else None,
+        _blocked_in(phi_denied) if ok else None,
         _ids(phi_denied),
     )
 
@@ -215,6 +225,47 @@ def destructive_agent(world: World) -> Outcome:
     )
 
 
+def routing_number_change(world: World) -> Outcome:
+    world.register(
+        "recon-bot", groups=["finance"], owner="finance-team", labels={"role": "reconciliation"}
+    )
+
+    def post(label: str, routing: str, count: int = 1) -> dict[str, Any]:
+        body = {"id": "INV-00007", "customer": "C00042", "routing_number": routing, "amount": 120}
+        return {"label": label, "method": "POST", "path": "/finance/invoices", "json": body,
+                "count": count}  # fmt: skip
+
+    answers = world.run_agent(
+        "recon-bot", [post("normal", "021000021", 4), post("change", "026009593")]
+    )
+    change = _by(answers, "change")
+    revoked = world.wait(lambda: _status(world, "recon-bot") == "revoked", 10)
+    fresh = world.wait(lambda: _fresh_answer(world, "recon-bot-r1") is not None, 30)
+    incident = world.wait(lambda: _incident(world, "recon-bot")) is not None
+    answer = _fresh_answer(world, "recon-bot-r1") or {}
+    ok = revoked is not None and fresh is not None and answer.get("status") == 200 and incident
+    return Outcome(
+        f"routing number changed ({_said(change)}); {_status(world, 'recon-bot')}; fresh "
+        f"instance recon-bot-r1 answered {answer.get('status', '-')}; incident: "
+        f"{'yes' if incident else 'no'}",
+        ok,
+        _contained_after(world, "recon-bot", change[0]) if revoked is not None and change else None,
+        _ids(change) + ([answer["decision_id"]] if answer.get("decision_id") else []),
+    )
+
+
+def _fresh_answer(world: World, agent: str) -> dict[str, Any] | None:
+    """What the re-provisioned instance was answered (the hook writes it next to the plan)."""
+    path = world.root / f"{agent}.jsonl"
+    if not path.exists():
+        return None
+    for line in path.read_text().splitlines():
+        found = json.loads(line)
+        if found.get("label") == "fresh":
+            return dict(found)
+    return None
+
+
 def work_order(world: World) -> Outcome:
     world.register("pharma-bot", groups=["pharma"], owner="research-team")
     engine = world.stack.gateway.engine
@@ -245,7 +296,7 @@ def work_order(world: World) -> Outcome:
         f"before the order {before[0]['status'] if before else '?'}, during "
         f"{[a['status'] for a in during]}, after it closed {after[0]['status'] if after else '?'}",
         ok,
-        0.0 if ok else None,
+        _blocked_in(after) if ok else None,
         _ids(during + after),
     )
 
@@ -266,8 +317,115 @@ def phi_to_another_region(world: World) -> Outcome:
         f"move to the US archive {move[0]['status'] if move else '?'} "
         f"({move[0]['reason'] if move else ''})",
         ok,
-        0.0 if ok else None,
+        _blocked_in(move) if ok else None,
         _ids(move),
+    )
+
+
+def scim_lifecycle(world: World) -> Outcome:
+    tokens = ScimTokens(world.stack.authority.store)
+    name = "hr-system"
+    token = (
+        tokens.rotate(name, by="demo")
+        if _has_token(tokens, name)
+        else tokens.create(name, by="demo")
+    )
+    bundle = world.stack.control.credentials.ca_file
+    scim = httpx.Client(
+        base_url=world.stack.control.url + "/scim/v2",
+        verify=ssl.create_default_context(cafile=str(bundle)),
+        headers={"authorization": f"Bearer {token}", "content-type": "application/scim+json"},
+        timeout=10,
+    )
+    with scim:
+        made = scim.post(
+            "/Agents",
+            json={
+                "schemas": [SCIM_AGENT, SCIM_WARDEN],
+                "name": "scim-bot",
+                "active": True,
+                SCIM_WARDEN: {"owner": "people-team", "labels": [{"key": "region", "value": "eu"}]},
+            },
+        )
+        if made.status_code != 201:
+            return Outcome(f"SCIM create answered {made.status_code}", False)
+        agent_id = made.json()["id"]
+        group = scim.post(
+            "/Groups",
+            json={
+                "schemas": [SCIM_GROUP],
+                "displayName": "finance",
+                "members": [{"value": agent_id, "type": "Agent"}],
+            },
+        )
+        world.report_clean("scim-bot")
+        working = world.run_agent("scim-bot", [_get("work", "/finance/invoices?limit=1", 2)])
+        deleted = scim.delete(f"/Agents/{agent_id}")
+    after = world.run_agent("scim-bot", [_get("after", "/finance/invoices?limit=1")])
+    gone = not after or after[0].get("status") in (-1, 0, 401, 403)
+    ok = (
+        group.status_code == 201
+        and [a["status"] for a in working] == [200, 200]
+        and deleted.status_code == 204
+        and gone
+    )
+    return Outcome(
+        f"created over SCIM (201), worked {[a['status'] for a in working]}, deleted over SCIM "
+        f"({deleted.status_code}), then {'no identity, no access' if gone else _said(after)}",
+        ok,
+        _blocked_in(after) if ok and after and "ms" in after[0] else (0.0 if ok else None),
+        _ids(working),
+    )
+
+
+def _has_token(tokens: ScimTokens, name: str) -> bool:
+    return any(t.name == name for t in tokens.list())
+
+
+SANDBOX_CODE = """
+import socket
+print("mean of 1..100:", sum(range(1, 101)) / 100)
+try:
+    socket.create_connection(("127.0.0.1", 22), timeout=1)
+    print("socket: opened")
+except OSError as exc:
+    print("socket: refused,", type(exc).__name__)
+try:
+    print("file:", open("/etc/shadow").read()[:20])
+except OSError as exc:
+    print("file: refused,", type(exc).__name__)
+"""
+
+
+def sandbox_run(world: World) -> Outcome:
+    world.register("coder-bot", groups=["code"], owner="platform-team")
+    answers = world.run_agent(
+        "coder-bot",
+        [{"label": "run", "method": "POST", "path": "/v1/sandbox/runs", "base": "control",
+          "json": {"code": SANDBOX_CODE}, "keep_body": True}],
+    )  # fmt: skip
+    run = _by(answers, "run")
+    body = run[0].get("body", {}) if run else {}
+    out = str(body.get("stdout", ""))
+    spiffe_id = world.stack.authority.agents.get("coder-bot").spiffe_id
+    world.stack.control.log.checkpoint()
+    recorded = LogReader(world.stack.authority.store).search(
+        agent=spiffe_id, kind="sandbox", limit=5
+    )
+    ok = (
+        bool(run) and run[0]["status"] == 200
+        and "mean of 1..100: 50.5" in out
+        and "socket: refused" in out and "file: refused" in out
+        and bool(recorded)
+    )  # fmt: skip
+    return Outcome(
+        f"ran on {body.get('backend', '?')}: computed {'50.5' if '50.5' in out else '?'}; "
+        f"socket {'refused' if 'socket: refused' in out else 'OPENED'}, host file "
+        f"{'refused' if 'file: refused' in out else 'READ'}; "
+        f"recorded: {'yes' if recorded else 'no'}",
+        ok,
+        _blocked_in(run) if ok else None,
+        [str(body["decision_id"])] if body.get("decision_id") else [],
     )
 
 
@@ -282,6 +440,12 @@ SCENARIOS = [
              "restricted to non-sensitive data, restored by a clean report", vulnerable_container),
     Scenario(6, "deleting backups, rewriting its configuration",
              "denied, quarantined, owner alerted", destructive_agent),
+    Scenario(7, "a reconciliation agent changes routing numbers",
+             "anomaly, revoked, a fresh instance provisioned, incident", routing_number_change),
     Scenario(8, "access tied to a work order", "works during the order, denied after", work_order),
     Scenario(9, "PHI to an unapproved region", "blocked", phi_to_another_region),
+    Scenario(10, "an agent provisioned and deleted over SCIM",
+             "an identity, work, then no access at all", scim_lifecycle),
+    Scenario(11, "Python an agent wrote, in the sandbox",
+             "computes; socket and host files refused, recorded", sandbox_run),
 ]  # fmt: skip

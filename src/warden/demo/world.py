@@ -62,7 +62,7 @@ def routes_for(services: dict[str, Service], trust_domain: str) -> RouteTable:
                 route(
                     "invoices", "/finance/invoices", "finance", "finance/invoices",
                     {**finance, "classification": "internal"},
-                    args={"query": ["limit"], "body": ["routing_number", "amount"]},
+                    args={"query": ["limit"], "body": ["customer", "routing_number", "amount"]},
                 ),
                 route(
                     "payroll", "/finance/payroll", "finance", "hr/payroll",
@@ -158,6 +158,10 @@ class World:
             bootstrap.store.dispose()
         settings = settings_for(root, alerts.url, secret)
         stack = EmbeddedStack.start(settings, routes=routes_for(services, TRUST_DOMAIN))
+        # Where the re-provisioning hook finds the stack (its ports are known only now).
+        (root / "urls.json").write_text(
+            json.dumps({"control": stack.control.url, "gateway": stack.gateway.url})
+        )
         return cls(root, stack, services, alerts, stack.gateway.health)
 
     # -- agents --------------------------------------------------------------------------------
@@ -179,7 +183,11 @@ class World:
 
     def run_agent(self, name: str, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Run an agent process with ``warden run`` through the plan; its answers."""
-        plan = {"gateway": self.stack.gateway.url, "steps": steps}
+        plan = {
+            "gateway": self.stack.gateway.url,
+            "control": self.stack.control.url,
+            "steps": steps,
+        }
         with tempfile.NamedTemporaryFile("w", suffix=".json", dir=self.root, delete=False) as f:
             json.dump(plan, f)
         warden = str(Path(sys.executable).parent / "warden")
@@ -231,6 +239,14 @@ def settings_for(root: Path, webhook_url: str, secret: Path) -> Settings:
         api_port=0,
         gateway_port=0,
         response_webhooks={"security": Webhook(url=webhook_url, secret_file=secret)},
+        response_hooks={
+            "restart-agent": [
+                sys.executable,
+                "-m",
+                "warden.demo.restart_hook",
+                str(root / "urls.json"),
+            ]
+        },
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -170,7 +171,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     # The default playbooks, and one that contains a finance agent reaching for payroll.
     playbooks = root / "playbooks"
     shutil.copytree(ROOT / "playbooks" / "default", playbooks)
-    (playbooks / "payroll.yaml").write_text(PAYROLL_PLAYBOOK)
+    (playbooks / "payroll-attempt.yaml").write_text(PAYROLL_PLAYBOOK)  # the shipped one, stricter
     env = {
         **os.environ,
         "WARDEN_DATABASE_URL": database,
@@ -439,7 +440,9 @@ def test_a_following_gateway_takes_new_bundles_and_outlives_the_control_plane_by
         # An operator raises the bundle's version: the control plane activates it, the
         # following gateway pulls it.
         manifest = deployment.bundle / "manifest.yaml"
-        manifest.write_text(manifest.read_text().replace("version: 5", "version: 6"))
+        text = manifest.read_text()
+        version = int(re.search(r"^version: (\d+)$", text, re.M).group(1))  # type: ignore[union-attr]
+        manifest.write_text(text.replace(f"version: {version}", f"version: {version + 1}"))
 
         def revised() -> bool:
             answer = client.get("/ledger/x")

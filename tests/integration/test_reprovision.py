@@ -17,11 +17,11 @@ import pytest
 from tests.support.creds import context_for, write_svid
 from tests.support.gateway import with_settings
 from tests.support.upstream import FINANCE, Upstream
-from warden.cli.main import write_operator_credential
 from warden.enforce.routes import parse_routes
 from warden.enforce.server import GatewayServer
 from warden.identity.authority import IdentityAuthority
 from warden.server.run import ControlPlaneServer
+from warden.stack import write_operator_credential
 
 HOOK = Path(__file__).parent.parent / "support" / "reprovision_hook.py"
 

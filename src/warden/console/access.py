@@ -126,14 +126,27 @@ class Console:
         attrs: dict[str, str | bool] | None = None,
     ) -> None:
         """Refuse (and record the refusal) unless the admin pack permits ``action``."""
+        self._decided(user, action, resource, attrs)
+
+    def _decided(
+        self,
+        user: ConsoleUser,
+        action: str,
+        resource: tuple[str, str],
+        attrs: dict[str, str | bool] | None,
+        detail: dict[str, Any] | None = None,
+        subject: str | None = None,
+    ) -> AdminDecision:
+        """The admin pack's decision; a refusal is recorded and answered 403."""
         decision = self.may(user, action, resource, attrs)
         if not decision.allowed:
-            self.record(user, action, resource, decision, "refused")
+            self.record(user, action, resource, decision, "refused", detail, subject)
             raise Refused(
                 403,
                 "Not permitted",
                 f"The {user.role} role may not {action} on {resource[0]} {resource[1]}.",
             )
+        return decision
 
     def act(
         self,
@@ -147,14 +160,7 @@ class Console:
         subject: str | None = None,
     ) -> Any:
         """Decide, do, and record a console action; the record is durable before the answer."""
-        decision = self.may(user, action, resource, attrs)
-        if not decision.allowed:
-            self.record(user, action, resource, decision, "refused", detail, subject)
-            raise Refused(
-                403,
-                "Not permitted",
-                f"The {user.role} role may not {action} on {resource[0]} {resource[1]}.",
-            )
+        decision = self._decided(user, action, resource, attrs, detail, subject)
         try:
             result = do()
         except WardenError as exc:

@@ -93,7 +93,14 @@ def bulk_export(world: World) -> Outcome:
     normal, export = _by(answers, "normal"), _by(answers, "export")
     ok = all(a["status"] == 200 for a in normal) and export and export[0]["status"] == 403
     reason = export[0]["reason"] if export else "no answer"
-    flagged = bool(world.stack.gateway.recorder) and reason == "customer-export-needs-work-order"
+    # Flagged: the denial is on record with the policy that made it.
+    reader = LogReader(world.stack.authority.store)
+    entry = reader.decision(export[0]["decision_id"]) if ok else None
+    flagged = (
+        entry is not None
+        and entry["decision"] == "deny"
+        and [r["policy"] for r in entry["reasons"]] == ["customer-export-needs-work-order"]
+    )
     return Outcome(
         f"{len(normal)} normal reads allowed; export {export[0]['status'] if export else '?'} "
         f"({reason})",
@@ -373,7 +380,7 @@ def scim_lifecycle(world: World) -> Outcome:
         f"created over SCIM (201), worked {[a['status'] for a in working]}, deleted over SCIM "
         f"({deleted.status_code}), then {'no identity, no access' if gone else _said(after)}",
         ok,
-        _blocked_in(after) if ok and after and "ms" in after[0] else (0.0 if ok else None),
+        0.0 if ok else None,  # the DELETE answers once the agent is gone: nothing is left
         _ids(working),
     )
 

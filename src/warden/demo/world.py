@@ -202,7 +202,6 @@ class World:
             text=True,
             timeout=180,
             check=False,
-            env={**os.environ, "WARDEN_API_PORT": str(self.stack.control.port)},
         )  # fmt: skip
         lines = []
         for line in done.stdout.splitlines():

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import PostgresCluster, fresh_database, start_cluster
-from tests.support.redis import RedisServer, start_redis
 from warden.config import Settings, load_settings
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca import CertificateAuthority, FileKeyManager
+from warden.local.postgres import PostgresCluster, fresh_database, start_cluster
+from warden.local.redis import RedisServer, start_redis
 from warden.store import Store, open_store
 
 TRUST_DOMAIN = "example.org"

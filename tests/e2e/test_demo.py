@@ -1,7 +1,9 @@
 """The seed's scenarios end to end: each scenario of `warden demo` is a test here, played by
 real agent processes (`warden run`, SVIDs from the Workload API) through the gateway against
 upstream services that trust only the gateway; and `warden demo` itself runs as a new user
-would run it, in its own process, and verifies the log."""
+would run it, in its own process, and verifies the log. Both deployments play every scenario:
+the embedded stack, and the control plane with two gateways as processes on PostgreSQL and
+Redis (agents take the gateways in turn, so what one contains the other refuses)."""
 
 from __future__ import annotations
 
@@ -18,9 +20,14 @@ from warden.demo.scenarios import SCENARIOS, Scenario
 from warden.demo.world import World
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    started = World.start(tmp_path_factory.mktemp("demo"))
+@pytest.fixture(
+    scope="module", params=["embedded", pytest.param("distributed", marks=pytest.mark.postgres)]
+)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    distributed = request.param == "distributed"
+    started = World.start(tmp_path_factory.mktemp(request.param), distributed=distributed)
     try:
         yield started
     finally:
@@ -33,6 +40,30 @@ def test_scenario(world: World, scenario: Scenario) -> None:
     assert outcome.ok, f"{scenario.expected!r} expected, observed: {outcome.observed}"
     assert outcome.decisions, "the outcome names the decisions that show it"
     assert outcome.contain_s is not None  # contained (benchmarks/containment.py times it)
+
+
+def test_the_distributed_demo_uses_both_gateways(tmp_path: Path) -> None:
+    """`warden demo --distributed` as a user runs it: its own PostgreSQL and Redis, three
+    processes, decisions recorded by both gateways, a log that verifies."""
+    warden = Path(sys.executable).parent / "warden"
+    out = tmp_path / "outcomes.json"
+    result = subprocess.run(
+        [str(warden), "demo", "--distributed", "--keep", str(tmp_path / "demo"),
+         "--scenario", "2", "--scenario", "6", "--json", str(out)],
+        capture_output=True, check=False, text=True, timeout=240, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "160"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "distributed deployment" in result.stdout
+    found = json.loads(out.read_text())
+    assert found["verified"] is True
+    assert [(s["number"], s["ok"]) for s in found["scenarios"]] == [(2, True), (6, True)]
+    logs = tmp_path / "demo" / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "control-plane.log",
+        "gateway-0.log",
+        "gateway-1.log",
+    ]
 
 
 def test_warden_demo_runs_as_a_new_user_runs_it(tmp_path: Path) -> None:

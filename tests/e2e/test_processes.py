@@ -27,8 +27,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.support.creds import context_for, write_svid
-from tests.support.postgres import PostgresCluster, fresh_database, start_cluster
-from tests.support.redis import RedisServer, start_redis
 from tests.support.reports import CLEAN
 from tests.support.upstream import FINANCE, Upstream
 from warden.audit.reader import LogReader
@@ -36,6 +34,8 @@ from warden.config import load_settings
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca import CertificateAuthority, FileKeyManager
 from warden.identity.feed_client import POLL_WAIT_S
+from warden.local.postgres import PostgresCluster, fresh_database, start_cluster
+from warden.local.redis import RedisServer, start_redis
 from warden.store import Store, open_store
 
 pytestmark = pytest.mark.postgres

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from tests.support.postgres import PostgresCluster, start_cluster
 from warden.cli.main import app
+from warden.local.postgres import PostgresCluster, start_cluster
 from warden.store import open_store
 
 pytestmark = pytest.mark.postgres

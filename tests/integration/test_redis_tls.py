@@ -13,8 +13,8 @@ import redis
 
 from tests.integration.test_shared_state import AGENT, TwoGateways
 from tests.support.creds import write_svid
-from tests.support.redis import RedisServer, start_redis
 from warden.identity.authority import IdentityAuthority
+from warden.local.redis import RedisServer, start_redis
 
 
 @pytest.fixture

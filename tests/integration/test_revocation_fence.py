@@ -15,10 +15,10 @@ from cryptography import x509
 
 from tests.support.creds import context_for, write_svid
 from tests.support.gateway import with_settings
-from tests.support.redis import RedisServer
 from tests.support.upstream import Upstream, ledger_routes
 from warden.enforce.server import GatewayServer
 from warden.identity.authority import IdentityAuthority, file_key_manager
+from warden.local.redis import RedisServer
 from warden.shared.fence import FenceUnavailable, RevocationFence
 from warden.store import open_store
 

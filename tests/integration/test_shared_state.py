@@ -16,13 +16,13 @@ import pytest
 
 from tests.support.creds import context_for, write_svid
 from tests.support.gateway import with_settings
-from tests.support.redis import RedisServer
 from tests.support.reports import make_healthy
 from tests.support.upstream import FINANCE, Upstream
 from warden.audit.reader import LogReader
 from warden.enforce.routes import parse_routes
 from warden.enforce.server import GatewayServer
 from warden.identity.authority import IdentityAuthority
+from warden.local.redis import RedisServer
 from warden.shared.client import Breaker, connect
 from warden.shared.redis_state import RedisThrottles, RedisWindows
 from warden.trust.dlp import Dlp

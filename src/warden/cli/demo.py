@@ -1,7 +1,8 @@
-"""``warden demo``: the seed's scenarios end to end, on the embedded stack.
+"""``warden demo``: the seed's scenarios end to end, on the embedded stack or (with
+``--distributed``) on a control plane and two gateways as processes on PostgreSQL and Redis.
 
-Everything is real: the trust domain and its CA, the control plane, Workload API, gateway and
-console on 127.0.0.1, upstream services that trust only the gateway, and agents started as
+Everything is real: the trust domain and its CA, the control plane, Workload API, gateways and
+console on 127.0.0.1, upstream services that trust only the gateways, and agents started as
 separate processes with ``warden run``.
 """
 
@@ -31,6 +32,14 @@ def run_demo(
         Path | None,
         typer.Option(help="Write a self-contained HTML report: timeline, risk, every decision"),
     ] = None,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="The control plane and two gateways as processes on PostgreSQL and Redis "
+            "(started for the demo from the machine's own binaries)",
+        ),
+    ] = False,
 ) -> None:
     """Play the seed's scenarios with real agents, identities, TLS and containment; then
     verify the decision log. Exits non-zero when any outcome differs from the expected one."""
@@ -39,7 +48,7 @@ def run_demo(
     root = keep or Path(tempfile.mkdtemp(prefix="warden-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     console.rule("[bold cyan]Warden demo")
-    played, verified, world = play(root, console, scenario)
+    played, verified, world = play(root, console, scenario, distributed=distributed)
     try:
         console.print(summary(played))
         console.print(
@@ -47,13 +56,16 @@ def run_demo(
             if verified
             else "[red]✕ the decision log does not verify[/]"
         )
-        console.print(f"Console of this run (while it runs): {world.stack.control.url}/console")
+        console.print(
+            f"Played on the {world.deployment.mode} deployment: control plane "
+            f"{world.deployment.control_url}, gateways {', '.join(world.deployment.gateway_urls)}"
+        )
         if json_out is not None:
             write_json(json_out, played, verified)
         if report is not None:
             from warden.demo.report import write_report
 
-            write_report(report, world.stack.authority.store, played, verified)
+            write_report(report, world.store, played, verified)
             console.print(f"Report: {report}")
     finally:
         world.stop()

@@ -29,7 +29,7 @@ class Played:
 
 
 def _recent_decisions(world: World, after: int) -> tuple[int, list[dict[str, Any]]]:
-    reader = LogReader(world.stack.authority.store)
+    reader = LogReader(world.store)
     found = reader.search(kind="decision", limit=8)
     newest = max((int(e.get("seq", after)) for e in found if "seq" in e), default=after)
     return newest, found
@@ -52,11 +52,11 @@ def _decisions_table(entries: list[dict[str, Any]]) -> Table:
 
 
 def play(
-    root: Path, console: Console, only: list[int] | None = None
+    root: Path, console: Console, only: list[int] | None = None, *, distributed: bool = False
 ) -> tuple[list[Played], bool, World]:
     """Start the world, play the scenarios with a live view; returns what happened, whether
     the log verifies, and the world (still running: the caller stops it)."""
-    world = World.start(root)
+    world = World.start(root, distributed=distributed)
     chosen = [s for s in SCENARIOS if only is None or s.number in only]
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -78,11 +78,10 @@ def play(
             _, recent = _recent_decisions(world, 0)
             live.update(Group(progress, _decisions_table(recent)))
             progress.advance(task)
-    world.stack.control.log.checkpoint()
-    world.stack.gateway.recorder.checkpoint()
-    keys = world.stack.authority.ca.log_keys()
+    world.deployment.seal()
+    keys = world.authority.ca.log_keys()
     report = verify_log(
-        world.stack.authority.store,
+        world.store,
         VerifierKey.parse(keys.verifier_key),
         mac_key=keys.entry_mac_key,
     )

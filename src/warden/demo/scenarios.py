@@ -18,6 +18,8 @@ import httpx
 
 from warden.audit.reader import LogReader
 from warden.demo.world import World
+from warden.policy.workorders import WorkOrderStore
+from warden.response.records import Incidents
 from warden.scim.tokens import ScimTokens
 
 SCIM_AGENT = "urn:ietf:params:scim:schemas:core:2.0:Agent"
@@ -62,13 +64,12 @@ def _ids(answers: list[dict[str, Any]]) -> list[str]:
 
 
 def _incident(world: World, agent: str) -> bool:
-    response = world.stack.gateway.response
-    return response is not None and bool(response.incidents.list(agent=agent))
+    return bool(Incidents(world.store).list(agent=agent))
 
 
 def _contained_after(world: World, agent: str, answer: dict[str, Any]) -> float:
     """From the attack's answer to the containment's commit (the agent record's change)."""
-    changed = world.stack.authority.agents.get(agent).updated_at.timestamp()
+    changed = world.authority.agents.get(agent).updated_at.timestamp()
     return max(0.0, changed - float(answer["at"]))
 
 
@@ -78,7 +79,7 @@ def _blocked_in(answers: list[dict[str, Any]]) -> float | None:
 
 
 def _status(world: World, agent: str) -> str:
-    return world.stack.authority.agents.get(agent).status
+    return world.authority.agents.get(agent).status
 
 
 def bulk_export(world: World) -> Outcome:
@@ -94,7 +95,7 @@ def bulk_export(world: World) -> Outcome:
     ok = all(a["status"] == 200 for a in normal) and export and export[0]["status"] == 403
     reason = export[0]["reason"] if export else "no answer"
     # Flagged: the denial is on record with the policy that made it.
-    reader = LogReader(world.stack.authority.store)
+    reader = LogReader(world.store)
     entry = reader.decision(export[0]["decision_id"]) if ok else None
     flagged = (
         entry is not None
@@ -144,7 +145,7 @@ def phi_exfiltration(world: World) -> Outcome:
     allowed = [a for a in answers if a["status"] == 200]
     blocked = [a for a in answers if a["status"] in (403, 429)]
     incident = world.wait(lambda: _incident(world, "nurse-bot")) is not None
-    held = world.stack.authority.agents.get("nurse-bot").containment or {}
+    held = world.authority.agents.get("nurse-bot").containment or {}
     throttled = "throttle" in held
     ok = len(allowed) * 2 <= 5 and len(blocked) >= 4 and incident and throttled
     first_block = next((a for a in answers if a["status"] != 200), None)
@@ -275,10 +276,10 @@ def _fresh_answer(world: World, agent: str) -> dict[str, Any] | None:
 
 def work_order(world: World) -> Outcome:
     world.register("pharma-bot", groups=["pharma"], owner="research-team")
-    engine = world.stack.gateway.engine
-    spiffe_id = world.stack.authority.agents.get("pharma-bot").spiffe_id
+    orders = WorkOrderStore(world.store)
+    spiffe_id = world.authority.agents.get("pharma-bot").spiffe_id
     before = world.run_agent("pharma-bot", [_get("study", "/trials/ph-301")])
-    order = engine.work_orders.create(
+    order = orders.create(
         agent=spiffe_id,
         ticket="PH-301",
         actions=["http:GET"],
@@ -289,10 +290,10 @@ def work_order(world: World) -> Outcome:
         issued_by="spiffe://demo.example/operator/admin",
         reason="interim analysis",
     )
-    engine.reload_work_orders()
+    world.deployment.settle()
     during = world.run_agent("pharma-bot", [_get("study", "/trials/ph-301", 2)])
-    engine.work_orders.close(order.id, "analysis done")
-    engine.reload_work_orders()
+    orders.close(order.id, "analysis done")
+    world.deployment.settle()
     after = world.run_agent("pharma-bot", [_get("study", "/trials/ph-301")])
     ok = (
         bool(before) and before[0]["status"] == 403
@@ -330,16 +331,16 @@ def phi_to_another_region(world: World) -> Outcome:
 
 
 def scim_lifecycle(world: World) -> Outcome:
-    tokens = ScimTokens(world.stack.authority.store)
+    tokens = ScimTokens(world.store)
     name = "hr-system"
     token = (
         tokens.rotate(name, by="demo")
         if _has_token(tokens, name)
         else tokens.create(name, by="demo")
     )
-    bundle = world.stack.control.credentials.ca_file
+    bundle = world.deployment.bundle_file
     scim = httpx.Client(
-        base_url=world.stack.control.url + "/scim/v2",
+        base_url=world.deployment.control_url + "/scim/v2",
         verify=ssl.create_default_context(cafile=str(bundle)),
         headers={"authorization": f"Bearer {token}", "content-type": "application/scim+json"},
         timeout=10,
@@ -414,11 +415,9 @@ def sandbox_run(world: World) -> Outcome:
     run = _by(answers, "run")
     body = run[0].get("body", {}) if run else {}
     out = str(body.get("stdout", ""))
-    spiffe_id = world.stack.authority.agents.get("coder-bot").spiffe_id
-    world.stack.control.log.checkpoint()
-    recorded = LogReader(world.stack.authority.store).search(
-        agent=spiffe_id, kind="sandbox", limit=5
-    )
+    spiffe_id = world.authority.agents.get("coder-bot").spiffe_id
+    world.deployment.seal()
+    recorded = LogReader(world.store).search(agent=spiffe_id, kind="sandbox", limit=5)
     ok = (
         bool(run) and run[0]["status"] == 200
         and "mean of 1..100: 50.5" in out

@@ -1,6 +1,7 @@
-"""The demo's world: the embedded stack, the upstream services behind the gateway, a webhook
-receiver standing in for the security team's channel, and agents run as processes with
-``warden run`` (each gets its SVID from the Workload API and calls only through the gateway).
+"""The demo's world: a deployment (the embedded stack, or a distributed one), the upstream
+services behind its gateways, a webhook receiver standing in for the security team's channel,
+and agents run as processes with ``warden run`` (each gets its SVID from the Workload API and
+calls only through a gateway).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from warden.config import Settings, Webhook, load_settings
+from warden.demo.deployment import Deployment, Distributed, Embedded, open_distributed
 from warden.demo.services import Service, all_services
 from warden.enforce.routes import RouteTable, parse_routes
-from warden.identity.authority import open_authority
+from warden.identity.authority import IdentityAuthority, open_authority
 from warden.identity.ca.keys import write_private_file
 from warden.stack import ADMIN, EmbeddedStack, initialise, is_initialised
+from warden.store import Store
 from warden.trust.health import HealthBook
 
 TRUST_DOMAIN = "demo.example"
@@ -32,6 +36,11 @@ EU = {"region": "eu"}
 
 def routes_for(services: dict[str, Service], trust_domain: str) -> RouteTable:
     """The gateway's routes to the demo's services, and what policies are told of each."""
+    return parse_routes(route_document(services, trust_domain))
+
+
+def route_document(services: dict[str, Service], trust_domain: str) -> dict[str, Any]:
+    """The routes as a route file holds them (what a gateway process is given)."""
 
     def route(
         name: str,
@@ -52,8 +61,7 @@ def routes_for(services: dict[str, Service], trust_domain: str) -> RouteTable:
 
     finance = {"domain": "finance", "region": "eu"}
     health = {"domain": "healthcare", "classification": "phi"}
-    return parse_routes(
-        {
+    return {
             "routes": [
                 route(
                     "customers", "/finance/customers", "finance", "finance/customers",
@@ -87,8 +95,7 @@ def routes_for(services: dict[str, Service], trust_domain: str) -> RouteTable:
                 route("trials", "/trials/ph-301", "trials", "trials/ph-301",
                       {"domain": "pharma", "classification": "internal", "region": "eu"}),
             ]
-        }
-    )  # fmt: skip
+        }  # fmt: skip
 
 
 @dataclass
@@ -133,75 +140,114 @@ class World:
     """Everything the scenarios play against."""
 
     root: Path
-    stack: EmbeddedStack
+    deployment: Deployment
     services: dict[str, Service]
     alerts: Alerts
     health: HealthBook
+    runs: int = 0
 
     @classmethod
-    def start(cls, root: Path) -> World:
+    def start(cls, root: Path, *, distributed: bool = False) -> World:
         alerts = Alerts().start()
         secret = root / "webhook.key"
         if not secret.exists():
             write_private_file(secret, os.urandom(32).hex().encode())
-        base = load_settings(state_dir=root / "state")
-        if not is_initialised(base):
-            initialise(base, TRUST_DOMAIN).store.dispose()
-        # The services' certificates come from the trust domain's CA, and the gateway's
-        # routes need their ports: the services start before the stack.
+        backing = None
+        if distributed:
+            # A new PostgreSQL each run: the state directory that goes with it is new too.
+            backing = Distributed.start_backing(root)
+            shutil.rmtree(root / "distributed", ignore_errors=True)
+        state_dir = root / ("distributed" if distributed else "state")
+        database = {"database_url": backing[2]} if backing is not None else {}
+        base = load_settings(state_dir=state_dir, **database)
         services = {s.name: s for s in all_services()}
-        bootstrap = open_authority(base)
         try:
+            if not is_initialised(base):
+                initialise(base, TRUST_DOMAIN).store.dispose()
+            # The services' certificates come from the trust domain's CA, and the gateway's
+            # routes need their ports: the services start before the stack.
+            bootstrap = open_authority(base)
+            try:
+                for service in services.values():
+                    service.start(bootstrap, root / "services" / service.name)
+            finally:
+                bootstrap.store.dispose()
+            settings = settings_for(root, alerts.url, secret, state_dir, **database)
+            deployment: Deployment
+            if backing is not None:
+                made = open_distributed(root, settings, *backing)
+                deployment = made
+                made.start_processes(route_document(services, TRUST_DOMAIN), settings)
+            else:
+                deployment = Embedded(
+                    EmbeddedStack.start(settings, routes=routes_for(services, TRUST_DOMAIN))
+                )
+        except BaseException:
             for service in services.values():
-                service.start(bootstrap, root / "services" / service.name)
-        finally:
-            bootstrap.store.dispose()
-        settings = settings_for(root, alerts.url, secret)
-        stack = EmbeddedStack.start(settings, routes=routes_for(services, TRUST_DOMAIN))
-        # Where the re-provisioning hook finds the stack (its ports are known only now).
+                service.stop()
+            alerts.stop()
+            if backing is not None:
+                backing[1].kill()
+                backing[0].stop()
+            raise
+        # Where the re-provisioning hook finds the deployment (its ports are known only now).
         (root / "urls.json").write_text(
-            json.dumps({"control": stack.control.url, "gateway": stack.gateway.url})
+            json.dumps({"control": deployment.control_url, "gateway": deployment.gateway_urls[-1]})
         )
-        return cls(root, stack, services, alerts, stack.gateway.health)
+        health = HealthBook(deployment.authority.store)
+        return cls(root, deployment, services, alerts, health)
+
+    @property
+    def authority(self) -> IdentityAuthority:
+        return self.deployment.authority
+
+    @property
+    def store(self) -> Store:
+        return self.deployment.authority.store
 
     # -- agents --------------------------------------------------------------------------------
 
     def register(
         self, name: str, *, groups: list[str], owner: str, labels: dict[str, str] | None = None
     ) -> None:
-        agents = self.stack.authority.agents
-        agents.register(
+        self.authority.agents.register(
             name, owner=owner, groups=groups, labels={**EU, **(labels or {})}, purpose="demo"
         )
         self.report_clean(name)
 
     def report_clean(self, name: str) -> None:
         self.health.ingest(name, [scan([])], by="ci-scanner")
+        self.deployment.settle()
 
     def report_critical(self, name: str) -> None:
         self.health.ingest(name, [scan([("CVE-2026-0001", "CRITICAL")])], by="ci-scanner")
+        self.deployment.settle()
 
     def run_agent(self, name: str, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Run an agent process with ``warden run`` through the plan; its answers."""
+        """Run an agent process with ``warden run`` through the plan; its answers. Runs take
+        the gateways in turn: what one contains, every one refuses."""
+        gateways = self.deployment.gateway_urls
         plan = {
-            "gateway": self.stack.gateway.url,
-            "control": self.stack.control.url,
+            "gateway": gateways[self.runs % len(gateways)],
+            "control": self.deployment.control_url,
             "steps": steps,
         }
+        self.runs += 1
         with tempfile.NamedTemporaryFile("w", suffix=".json", dir=self.root, delete=False) as f:
             json.dump(plan, f)
         warden = str(Path(sys.executable).parent / "warden")
-        settings = self.stack.authority.settings
+        settings = self.authority.settings
         done = subprocess.run(
             [
                 warden, "--state-dir", str(settings.state_dir), "run", "--agent", name,
-                "--operator", ADMIN, "--server", self.stack.control.url,
+                "--operator", ADMIN, "--server", self.deployment.control_url,
                 "--", sys.executable, "-m", "warden.demo.agent", f.name,
             ],
             capture_output=True,
             text=True,
             timeout=180,
             check=False,
+            env=self.deployment.env or None,
         )  # fmt: skip
         lines = []
         for line in done.stdout.splitlines():
@@ -224,17 +270,20 @@ class World:
 
     def stop(self) -> None:
         try:
-            self.stack.stop()
+            self.deployment.stop()
         finally:
             for service in self.services.values():
                 service.stop()
             self.alerts.stop()
 
 
-def settings_for(root: Path, webhook_url: str, secret: Path) -> Settings:
+def settings_for(
+    root: Path, webhook_url: str, secret: Path, state_dir: Path, **overrides: Any
+) -> Settings:
     """The demo's settings: the state directory under ``root``, free ports, the webhook."""
     return load_settings(
-        state_dir=root / "state",
+        state_dir=state_dir,
+        **overrides,
         api_port=0,
         gateway_port=0,
         response_webhooks={"security": Webhook(url=webhook_url, secret_file=secret)},

@@ -269,6 +269,8 @@ class GatewayServer:
             ),
         )
         probes = asyncio.create_task(self.probes.serve())
+        if self.gateway.gate is not None:
+            await self.gateway.gate.warm()
         try:
             await self._server.serve(sockets=sockets)
         finally:

@@ -11,6 +11,7 @@ default pack refuses sensitive data) and only the gateway's own risk counts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import redis
@@ -81,6 +82,20 @@ class SharedGate:
             return None
         PREFETCHED.set(Prefetched(spiffe_id, counts_of(sums), risk or b""))
         return fence_reason(principal, credential)
+
+    async def warm(self, connections: int = 8) -> int:
+        """Open pooled connections before the first request needs them (a mutual-TLS
+        handshake can take longer than a request's short timeout while a burst of first
+        requests opens connections at once); returns how many opened. Failures here are not
+        the request path's: the breaker is left alone."""
+        answers: list[object] = []
+        for _ in range(2):  # a second round for those that timed out
+            answers = await asyncio.gather(
+                *(self.client.ping() for _ in range(connections)), return_exceptions=True
+            )
+            if all(a is True for a in answers):
+                break
+        return sum(a is True for a in answers)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster on 127.0.0.1 for the test session.
+"""A throwaway PostgreSQL cluster on 127.0.0.1 (tests, `warden demo --distributed`).
 
 ``initdb`` refuses to run as root, so as root the cluster belongs to the ``postgres`` user.
 ``fsync=off`` keeps it fast; nothing here needs to survive a power cut.
@@ -24,6 +24,15 @@ def _bin(name: str) -> str:
     if path is None:
         raise RuntimeError(f"PostgreSQL's {name} is not installed (scripts/ensure-services.sh)")
     return path
+
+
+def installed() -> bool:
+    """Whether this machine has PostgreSQL's server programs."""
+    try:
+        _bin("initdb")
+    except RuntimeError:
+        return False
+    return True
 
 
 def _free_port() -> int:

@@ -14,6 +14,11 @@ from pathlib import Path
 import redis
 
 
+def installed() -> bool:
+    """Whether this machine has ``redis-server``."""
+    return shutil.which("redis-server") is not None
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -50,7 +55,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        client = redis.Redis(port=self.port, socket_timeout=0.5, **self._tls_options())
+        client = redis.Redis.from_url(self.url, socket_timeout=0.5, **self._tls_options())
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -62,12 +67,11 @@ class RedisServer:
                 time.sleep(0.05)
         return self
 
-    def _tls_options(self) -> dict[str, object]:
+    def _tls_options(self) -> dict[str, str]:
         if self.tls is None:
             return {}
         cert, key, ca = self.tls  # the server's own pair serves as a client's for the probe
-        return {"ssl": True, "ssl_certfile": str(cert), "ssl_keyfile": str(key),
-                "ssl_ca_certs": str(ca)}  # fmt: skip
+        return {"ssl_certfile": str(cert), "ssl_keyfile": str(key), "ssl_ca_certs": str(ca)}
 
     def kill(self) -> None:
         if self.process is not None:

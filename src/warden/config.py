@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     audit_mask_keys: list[str] | None = None  # default: warden.audit.entries.DEFAULT_MASKED
     audit_witness: str | None = None
 
+    # Continuous verification: an agent's baseline is trusted, and departures from it score,
+    # after this many requests over at least this long (its learning period).
+    risk_learning_requests: int = Field(default=200, ge=1, le=10_000_000)
+    risk_learning_s: float = Field(default=20 * 3600.0, ge=0, le=90 * 86_400)
+
     # Automated response: the playbook bundle (default: the shipped playbooks, signed and
     # versioned with the policy signing keys), the webhooks and hooks playbooks may name.
     response_enabled: bool = True

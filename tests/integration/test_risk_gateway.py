@@ -4,7 +4,7 @@ non-sensitive data with the reasons on record, and baselines survive a restart."
 
 from __future__ import annotations
 
-from tests.support.gateway import Setup, recorded
+from tests.support.gateway import Setup, recorded, with_settings
 from warden.enforce.server import GatewayServer
 
 INVOICE = "spiffe://example.org/agent/invoice-bot"
@@ -63,3 +63,17 @@ def test_baselines_survive_a_restart(setup: Setup) -> None:
     assert after is not None
     assert after.to_json() == before.to_json()
     assert after.arg_names == {"Endpoint:ledger/invoices|limit": 3}
+
+
+def test_the_learning_period_is_a_setting(setup: Setup) -> None:
+    """By default a baseline is still learning after a few requests; with a short learning
+    period in the settings, the same few requests make it trusted (its departures score)."""
+    with setup.client(setup.creds("invoice-bot")) as client:
+        for _ in range(3):
+            assert client.get("/ledger/invoices").status_code == 200
+    assert (setup.gateway.risk.summary(INVOICE) or {})["learned"] is False
+    routes = setup.gateway.gateway.routes
+    setup.gateway.stop()
+    short = with_settings(setup.authority, risk_learning_requests=3, risk_learning_s=0)
+    setup.gateway = GatewayServer(short, routes=routes, host="127.0.0.1", port=0).start_in_thread()
+    assert (setup.gateway.risk.summary(INVOICE) or {})["learned"] is True

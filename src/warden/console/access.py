@@ -26,6 +26,7 @@ from warden.identity.errors import OperatorNotFound
 from warden.policy.admin import AdminAuthorizer, AdminDecision, AdminPrincipal
 from warden.policy.engine import PolicyEngine
 from warden.response.engine import ResponseEngine
+from warden.risk.setup import learning_of
 from warden.trust.health import HealthBook
 
 log = logging.getLogger("warden.console")
@@ -77,7 +78,11 @@ class Console:
         self.sessions = ConsoleSessions(
             self.authority.store, self.authority.operators, self.authority.settings
         )
-        self.views = ConsoleViews(self.authority.store, self.authority.ca.log_keys().verifier_key)
+        self.views = ConsoleViews(
+            self.authority.store,
+            self.authority.ca.log_keys().verifier_key,
+            learning_of(self.authority.settings),
+        )
 
     @staticmethod
     def link_for(authority: IdentityAuthority, operator: str, *, by: str) -> str:

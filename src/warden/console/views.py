@@ -8,7 +8,7 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -20,6 +20,9 @@ from warden.audit.tree_store import TreeStore
 from warden.clock import as_utc, utcnow
 from warden.errors import AuditError
 from warden.store import Store, schema
+
+if TYPE_CHECKING:
+    from warden.risk.engine import Learning
 
 RECENT_DECISIONS = 2000  # how far back the agent list looks for risk trends and last seen
 TREND_POINTS = 20
@@ -104,7 +107,8 @@ def short_agent(spiffe_id: str) -> str:
 class ConsoleViews:
     """Queries behind the pages."""
 
-    def __init__(self, store: Store, verifier_key: str) -> None:
+    def __init__(self, store: Store, verifier_key: str, learning: Learning | None = None) -> None:
+        self.learning = learning
         self.store = store
         self.reader = LogReader(store)
         self._key = VerifierKey.parse(verifier_key)
@@ -213,7 +217,7 @@ class ConsoleViews:
             ).scalar_one_or_none()
         if saved is None:
             return None
-        return summarise(saved, utcnow().timestamp(), Learning())
+        return summarise(saved, utcnow().timestamp(), self.learning or Learning())
 
     def credentials_seen(self, subject: str) -> list[dict[str, Any]]:
         """The credentials (X.509 serials, JWT ids) the agent's recent decisions carried."""

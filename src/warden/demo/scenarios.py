@@ -111,8 +111,13 @@ def bulk_export(world: World) -> Outcome:
     )
 
 
+def _epoch(world: World, agent: str) -> int:
+    return world.authority.agents.get(agent).credential_epoch
+
+
 def payroll_from_new_address(world: World) -> Outcome:
     world.register("invoice-bot", groups=["finance"], owner="finance-team")
+    epoch = _epoch(world, "invoice-bot")
     answers = world.run_agent(
         "invoice-bot",
         [
@@ -123,14 +128,17 @@ def payroll_from_new_address(world: World) -> Outcome:
     )
     payroll = _by(answers, "payroll")
     denied = bool(payroll) and payroll[0]["status"] == 403
-    revoked_in = world.wait(lambda: _status(world, "invoice-bot") == "revoked")
+    # Revoked: every credential it holds is dead (its epoch moved on). A playbook may also
+    # quarantine it (at critical risk, the new address on top of payroll), which holds too.
+    revoked_in = world.wait(lambda: _epoch(world, "invoice-bot") > epoch)
     alerted = world.wait(lambda: bool(world.alerts.about("invoice-bot")), 10) is not None
     # A new process of the revoked agent gets no identity; a request on the old one fails.
     again = world.run_agent("invoice-bot", [_get("retry", "/finance/invoices?limit=1")])
     refused = not again or again[0].get("status") in (-1, 0, 401, 403)
     ok = denied and revoked_in is not None and alerted and refused
     return Outcome(
-        f"payroll {_said(payroll)}; "
+        f"payroll {_said(payroll)}; credentials "
+        f"{'revoked' if revoked_in is not None else 'still valid'}, "
         f"{_status(world, 'invoice-bot')}; owner alerted: {'yes' if alerted else 'no'}",
         ok,
         _contained_after(world, "invoice-bot", payroll[0]) if revoked_in is not None else None,

@@ -284,6 +284,10 @@ def settings_for(
     return load_settings(
         state_dir=state_dir,
         **overrides,
+        # The agents' normal behaviour comes first and is short: their baselines are trusted
+        # after four requests, so what the scenarios then do is scored against them.
+        risk_learning_requests=4,
+        risk_learning_s=0,
         api_port=0,
         gateway_port=0,
         response_webhooks={"security": Webhook(url=webhook_url, secret_file=secret)},

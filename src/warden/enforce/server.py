@@ -40,7 +40,7 @@ from warden.metrics import bound_port, probe_server, process_metrics
 from warden.policy.engine import PolicyEngine
 from warden.policy.setup import bundle_path, open_policy_engine
 from warden.response.setup import open_response_engine
-from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
+from warden.risk.setup import SAVE_EVERY_S, learning_of, open_risk_engine, save_baselines
 from warden.server.run import ServerCredentials, write_server_credentials
 from warden.shared.client import Breaker, TlsFiles, connect
 from warden.shared.gate import SharedGate
@@ -160,6 +160,7 @@ class GatewayServer:
             authority.settings.redis_url,
             self.breaker,
             tls,
+            learning_of(authority.settings),
         )
         # Playbooks: what this enforcement point sees (risk, DLP, health, decisions) can
         # contain an agent everywhere.

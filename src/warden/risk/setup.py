@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from warden.clock import utcnow
+from warden.config import Settings
 from warden.policy.engine import PolicyEngine
 from warden.risk.engine import Learning, RiskEngine
 from warden.risk.observation import Signal
@@ -44,6 +45,11 @@ class BaselineStore:
         return {row.subject: row.baseline for row in rows}
 
 
+def learning_of(settings: Settings) -> Learning:
+    """The learning period the settings name."""
+    return Learning(settings.risk_learning_requests, settings.risk_learning_s)
+
+
 def open_risk_engine(
     store: Store,
     engine: PolicyEngine,
@@ -52,11 +58,12 @@ def open_risk_engine(
     redis_url: str = "",
     breaker: Any = None,
     tls: Any = None,
+    learning: Learning | None = None,
 ) -> tuple[RiskEngine, BaselineStore]:
     """A risk engine with the saved baselines, fed by ``events``, read by ``engine``; with
     ``redis_url``, its scores shared with every other enforcement point, and theirs read."""
     saved = BaselineStore(store)
-    risk = RiskEngine(fingerprint, events=events, learning=Learning())
+    risk = RiskEngine(fingerprint, events=events, learning=learning or Learning())
     risk.load(saved.load())
     events.subscribe(lambda event: _feed(risk, event))
     if redis_url:

@@ -34,7 +34,7 @@ from warden.metrics import bound_port, probe_server, process_metrics
 from warden.policy.admin import AdminAuthorizer
 from warden.policy.setup import bundle_path, open_policy_engine
 from warden.response.setup import open_response_engine
-from warden.risk.setup import SAVE_EVERY_S, open_risk_engine, save_baselines
+from warden.risk.setup import SAVE_EVERY_S, learning_of, open_risk_engine, save_baselines
 from warden.server.app import create_app
 from warden.shared.client import TlsFiles, connect
 from warden.transport import serving
@@ -146,6 +146,7 @@ class ControlPlaneServer:
             authority.ca.log_keys().fingerprint,
             authority.settings.redis_url,
             tls=tls,
+            learning=learning_of(authority.settings),
         )
         self.response = open_response_engine(
             authority,

@@ -16,6 +16,7 @@ import json
 import uuid
 from typing import Any
 
+import orjson
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -85,7 +86,7 @@ class DecisionHeaderSigner:
         # each). PyJWT verifies these on the other side; signing by hand saves its per-call
         # overhead on the request path.
         signing_input = (
-            self._header + "." + _b64(json.dumps(claims, separators=(",", ":")).encode())
+            self._header + "." + _b64(orjson.dumps(claims))  # compact, as JWS wants
         )
         der = self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der)

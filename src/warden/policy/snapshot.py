@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import cedarpy
+import orjson
 
 from warden.policy.bundle import CompiledBundle
 from warden.policy.cedar_call import CedarAnswer, authorize
@@ -173,6 +174,16 @@ def _who(bundle: CompiledBundle, facts: AgentFacts, resource: Resource) -> Any:
     )
 
 
+def context_json(context: dict[str, Any]) -> str:
+    """The context as Cedar reads it and as the memo keys it: JSON with sorted keys. orjson
+    writes it about ten times faster than ``json``; what orjson refuses (an integer past 64
+    bits, a key that is not a string, a lone surrogate) goes through ``json``."""
+    try:
+        return orjson.dumps(context, option=orjson.OPT_SORT_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(context, sort_keys=True)
+
+
 def resource_key(resource: Resource) -> tuple[Any, ...]:
     return resource.key
 
@@ -228,7 +239,7 @@ class PolicySnapshot:
     ) -> CedarAnswer:
         """Cedar's answer for this request (memoised on its exact inputs)."""
         return self.entity_cache.evaluate(
-            self.bundle, facts, action, resource, json.dumps(context, sort_keys=True)
+            self.bundle, facts, action, resource, context_json(context)
         )
 
     def fresh_signal(

@@ -66,6 +66,19 @@ class Frontier:
         self.size += 1
         return completed
 
+    def push(self, leaf: bytes) -> None:
+        """:meth:`append` for a verifier, which keeps no interior nodes: nothing returned, and
+        nothing built to return (it runs once per entry over the whole log)."""
+        node, level = leaf, 0
+        levels, nodes = self.levels, self.nodes
+        while levels and levels[-1] == level:
+            levels.pop()
+            node = _sha256(b"\x01" + nodes.pop() + node).digest()
+            level += 1
+        levels.append(level)
+        nodes.append(node)
+        self.size += 1
+
     def root(self) -> bytes:
         return fold(self.nodes)
 

@@ -45,6 +45,7 @@ class LogKeys:
         self._mac_key = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"warden audit entry mac v1"
         ).derive(raw)
+        self._keyed = hmac.new(self._mac_key, digestmod="sha256")
 
     def sign_note(self, text: bytes) -> str:
         """The signature line for note ``text`` (which ends in a newline)."""
@@ -52,7 +53,11 @@ class LogKeys:
         return f"\u2014 {self.name} {base64.b64encode(self.key_id + signature).decode()}\n"
 
     def mac(self, data: bytes) -> bytes:
-        return hmac.digest(self._mac_key, data, "sha256")
+        """HMAC-SHA256 of ``data`` under the entry MAC key (from the key's padded states,
+        made once: each entry's MAC skips the key set-up)."""
+        mac = self._keyed.copy()
+        mac.update(data)
+        return mac.digest()
 
     @property
     def entry_mac_key(self) -> bytes:

@@ -19,16 +19,11 @@ from tests.support.creds import context_for, write_svid
 from warden.config import load_settings
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca import CertificateAuthority, FileKeyManager
+from warden.local.processes import free_port, stop_processes
 from warden.store import open_store
 
 HERE = Path(__file__).parent
-__all__ = ["context_for", "write_svid"]  # for the other benchmarks
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["context_for", "free_port", "stop_processes", "write_svid"]  # for the other benchmarks
 
 
 def wait_for_port(port: int) -> None:
@@ -128,14 +123,3 @@ def gateway(state: Path, routes: Path, port: int, *, workers: int = 1, **env: st
         stdout=subprocess.DEVNULL,
         env={**os.environ, **env},
     )  # fmt: skip
-
-
-def stop_processes(processes: list[Any]) -> None:
-    """Terminate each process, then kill the ones that do not end within 15 s."""
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()

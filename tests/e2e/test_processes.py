@@ -35,6 +35,7 @@ from warden.identity.authority import IdentityAuthority
 from warden.identity.ca import CertificateAuthority, FileKeyManager
 from warden.identity.feed_client import POLL_WAIT_S
 from warden.local.postgres import PostgresCluster, fresh_database, start_cluster
+from warden.local.processes import free_port, stop_processes
 from warden.local.redis import RedisServer, start_redis
 from warden.store import Store, open_store
 
@@ -52,12 +53,6 @@ actions:
   - quarantine: {}
   - incident: {title: "a finance agent reached for payroll", severity: high}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
@@ -223,13 +218,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         wait_for(port, follower)
         yield made
     finally:
-        for process in made.processes:
-            process.terminate()
-        for process in made.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(made.processes)
         upstream.stop()
         store.dispose()
         redis.kill()

@@ -230,10 +230,16 @@ def test_a_playbook_closes_the_agents_open_mcp_stream(
             setup.gateway.risk.flag(INVOICE_BOT, 900, "reported by the security team")
             listener.join(10)
         assert closed and closed[0] - flagged < 1.0  # the stream went with the credential
-        assert [s["action"] for s in response.runs.list(agent="invoice-bot")[0]["steps"]][:2] == [
-            "revoke",
-            "quarantine",
-        ]
+
+        def steps() -> list[str]:
+            runs = response.runs.list(agent="invoice-bot")
+            return [s["action"] for s in runs[0]["steps"]][:2] if runs else []
+
+        # Containment comes first, the run's record after it: the stream may close before.
+        deadline = time.monotonic() + 5
+        while steps() != ["revoke", "quarantine"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert steps() == ["revoke", "quarantine"]
     finally:
         setup.stop()
 

@@ -6,42 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-IMAGE = "sha256:" + "ab" * 32
+from warden.demo.world import IMAGE
+from warden.demo.world import scan as trivy  # the demo's CI scanner sends the same reports
+
 OTHER_IMAGE = "sha256:" + "cd" * 32
-
-
-def trivy(findings: list[tuple[str, str]] = (), image: str = IMAGE) -> bytes:  # type: ignore[assignment]
-    """``findings``: (CVE id, severity in Trivy's upper case)."""
-    return json.dumps(
-        {
-            "SchemaVersion": 2,
-            "CreatedAt": "2026-12-01T10:00:00Z",
-            "ArtifactName": f"registry.example/agents/bot@{image}",
-            "ArtifactType": "container_image",
-            "Metadata": {
-                "OS": {"Family": "debian", "Name": "12.8"},
-                "ImageID": "sha256:" + "ee" * 32,
-                "RepoDigests": [f"registry.example/agents/bot@{image}"],
-            },
-            "Results": [
-                {
-                    "Target": "registry.example/agents/bot (debian 12.8)",
-                    "Class": "os-pkgs",
-                    "Type": "debian",
-                    "Vulnerabilities": [
-                        {
-                            "VulnerabilityID": cve,
-                            "PkgName": "openssl",
-                            "InstalledVersion": "3.0.15-1",
-                            "FixedVersion": "3.0.16-1",
-                            "Severity": severity,
-                        }
-                        for cve, severity in findings
-                    ],
-                }
-            ],
-        }
-    ).encode()
 
 
 def grype(findings: list[tuple[str, str]] = (), image: str = IMAGE) -> bytes:  # type: ignore[assignment]

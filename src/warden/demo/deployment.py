@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from warden.identity.authority import IdentityAuthority, open_authority
 from warden.local import postgres as local_postgres
 from warden.local import redis as local_redis
 from warden.local.postgres import PostgresCluster, fresh_database, start_cluster
+from warden.local.processes import free_port, listening, stop_processes
 from warden.local.redis import RedisServer, start_redis
 from warden.stack import EmbeddedStack
 
@@ -107,12 +107,6 @@ def distributed_available() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Distributed:
     """``warden serve`` and two ``warden gateway`` processes on one PostgreSQL and one Redis,
@@ -157,7 +151,7 @@ class Distributed:
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
         try:
-            port = _free_port()
+            port = free_port()
             self._spawn(
                 [*warden, "serve", "--host", "127.0.0.1", "--port", str(port)],
                 self.env,
@@ -166,7 +160,7 @@ class Distributed:
             )
             self.control_url = f"https://localhost:{port}"
             for i in range(GATEWAYS):
-                port = _free_port()
+                port = free_port()
                 self._spawn(
                     [*warden, "gateway", "--routes", str(route_file), "--host", "127.0.0.1",
                      "--port", str(port)],
@@ -189,11 +183,9 @@ class Distributed:
                 raise ConfigError(
                     f"{command[5]} exited at start: {log.read_text(errors='replace')[-1500:]}"
                 )
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            if listening(port):
                 return
-            except OSError:
-                time.sleep(0.1)
+            time.sleep(0.1)
         raise ConfigError(f"{command[5]} did not listen on {port} within a minute (see {log})")
 
     def settle(self) -> None:
@@ -212,13 +204,7 @@ class Distributed:
 
     def stop(self) -> None:
         """Stop the processes (each writes what waits, then seals), then PostgreSQL and Redis."""
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(self.processes)
         self.processes.clear()
         self.authority.store.dispose()
         self.redis.kill()

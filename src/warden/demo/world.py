@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -302,14 +303,23 @@ def settings_for(
     )
 
 
-def scan(findings: list[tuple[str, str]]) -> bytes:
-    """A Trivy report of the agent's image (what its CI pipeline would send)."""
+IMAGE = "sha256:" + "ab" * 32
+
+
+def scan(findings: Sequence[tuple[str, str]] = (), image: str = IMAGE) -> bytes:
+    """A Trivy report (JSON, SchemaVersion 2) of the agent's image, as its CI pipeline would
+    send it; ``findings``: (CVE id, severity in Trivy's upper case)."""
     return json.dumps(
         {
             "SchemaVersion": 2,
-            "ArtifactName": "registry.example/agents/bot@sha256:" + "ab" * 32,
+            "CreatedAt": "2026-12-01T10:00:00Z",
+            "ArtifactName": f"registry.example/agents/bot@{image}",
             "ArtifactType": "container_image",
-            "Metadata": {"RepoDigests": ["registry.example/agents/bot@sha256:" + "ab" * 32]},
+            "Metadata": {
+                "OS": {"Family": "debian", "Name": "12.8"},
+                "ImageID": "sha256:" + "ee" * 32,
+                "RepoDigests": [f"registry.example/agents/bot@{image}"],
+            },
             "Results": [
                 {
                     "Target": "registry.example/agents/bot (debian 12.8)",

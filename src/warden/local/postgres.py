@@ -9,11 +9,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from warden.local.processes import free_port
 
 
 def _bin(name: str) -> str:
@@ -33,12 +34,6 @@ def installed() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -112,7 +107,7 @@ def start_cluster(
     client certificate from that CA get in."""
     root = Path(tempfile.mkdtemp(prefix="warden-pg-"))
     user = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
-    cluster = PostgresCluster(root, _free_port(), user)
+    cluster = PostgresCluster(root, free_port(), user)
     if os.geteuid() == 0:
         shutil.chown(root, user)
     data = root / "data"

@@ -4,7 +4,6 @@ that need shared state and stopped (or killed, to show what fails closed) by the
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -13,16 +12,12 @@ from pathlib import Path
 
 import redis
 
+from warden.local.processes import free_port
+
 
 def installed() -> bool:
     """Whether this machine has ``redis-server``."""
     return shutil.which("redis-server") is not None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -85,4 +80,4 @@ class RedisServer:
 
 def start_redis(tls: tuple[Path, Path, Path] | None = None) -> RedisServer:
     directory = Path(tempfile.mkdtemp(prefix="warden-redis-"))
-    return RedisServer(_free_port(), directory, tls=tls).start()
+    return RedisServer(free_port(), directory, tls=tls).start()

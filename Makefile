@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean bytecode
 
 $(BIN)/python:
 	@scripts/ensure-python.sh $(PYTHON) $(VENV)
@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
-demo: $(STAMP)
+# Bytecode for Warden's own modules, written even where PYTHONDONTWRITEBYTECODE is set: the
+# demo and the tests start many Warden processes, and each would compile every module again.
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q src > /dev/null
+
+demo: bytecode
 	$(BIN)/warden demo
 
 lint: $(STAMP)
@@ -27,7 +32,7 @@ typecheck: $(STAMP)
 # pytest exits 5 when it collected no test; make treats any non-zero exit as failure.
 # WARDEN_EXPECT_BWRAP / WARDEN_EXPECT_BROWSER: the sandbox's and the console's browser tests
 # fail, not skip, when the jail or Chromium is missing. Screenshots go to .artifacts/.
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck bytecode
 	@scripts/ensure-services.sh
 	WARDEN_EXPECT_BWRAP=1 WARDEN_EXPECT_BROWSER=1 $(BIN)/pytest -q -p no:cacheprovider
 

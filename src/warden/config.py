@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     audit_mask_keys: list[str] | None = None  # default: warden.audit.entries.DEFAULT_MASKED
     audit_witness: str | None = None
 
+    # How often a process re-reads what others write to the shared store: workload health,
+    # work orders, held MCP tools (the principal feed has its own, shorter, bound).
+    store_poll_s: float = Field(default=1.0, ge=0.05, le=60)
+
     # Continuous verification: an agent's baseline is trusted, and departures from it score,
     # after this many requests over at least this long (its learning period).
     risk_learning_requests: int = Field(default=200, ge=1, le=10_000_000)

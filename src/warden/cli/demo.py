@@ -15,9 +15,10 @@ from typing import Annotated
 
 import typer
 
-from warden.cli.common import console
+from warden.cli.common import console, handle_errors
 
 
+@handle_errors
 def run_demo(
     keep: Annotated[
         Path | None, typer.Option(help="Keep the demo's state in this directory")
@@ -48,7 +49,12 @@ def run_demo(
     root = keep or Path(tempfile.mkdtemp(prefix="warden-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     console.rule("[bold cyan]Warden demo")
-    played, verified, world = play(root, console, scenario, distributed=distributed)
+    try:
+        played, verified, world = play(root, console, scenario, distributed=distributed)
+    except BaseException:
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
     try:
         console.print(summary(played))
         console.print(

@@ -20,8 +20,6 @@ from typing import Any, Protocol
 
 from warden.audit.reader import LogReader
 from warden.config import Settings
-from warden.enforce.server import HEALTH_POLL_S
-from warden.enforce.server import WORK_ORDER_POLL_S as GATEWAY_ORDERS_POLL_S
 from warden.errors import ConfigError
 from warden.identity.authority import IdentityAuthority, open_authority
 from warden.local import postgres as local_postgres
@@ -32,6 +30,7 @@ from warden.local.redis import RedisServer, start_redis
 from warden.stack import EmbeddedStack
 
 GATEWAYS = 2
+STORE_POLL_S = 0.2  # the deployment's processes re-read the store this often
 
 
 class Deployment(Protocol):
@@ -151,46 +150,46 @@ class Distributed:
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
         try:
+            # All three start at once (each checks the store and its bundle as it starts).
             port = free_port()
-            self._spawn(
-                [*warden, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                self.env,
-                logs / "control-plane.log",
-                port,
-            )
+            started = [
+                self._spawn(
+                    [*warden, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                    self.env,
+                    logs / "control-plane.log",
+                    port,
+                )
+            ]
             self.control_url = f"https://localhost:{port}"
             for i in range(GATEWAYS):
                 port = free_port()
-                self._spawn(
-                    [*warden, "gateway", "--routes", str(route_file), "--host", "127.0.0.1",
-                     "--port", str(port)],
-                    {**self.env, "WARDEN_GATEWAY_NAME": f"gateway-{i}"},
-                    logs / f"gateway-{i}.log",
-                    port,
+                started.append(
+                    self._spawn(
+                        [*warden, "gateway", "--routes", str(route_file), "--host", "127.0.0.1",
+                         "--port", str(port)],
+                        {**self.env, "WARDEN_GATEWAY_NAME": f"gateway-{i}"},
+                        logs / f"gateway-{i}.log",
+                        port,
+                    )
                 )  # fmt: skip
                 self.gateway_urls.append(f"https://localhost:{port}")
+            for process, port, log in started:
+                _wait_listening(process, port, log)
         except BaseException:
             self.stop()
             raise
 
-    def _spawn(self, command: list[str], env: dict[str, str], log: Path, port: int) -> None:
+    def _spawn(
+        self, command: list[str], env: dict[str, str], log: Path, port: int
+    ) -> tuple[subprocess.Popen[bytes], int, Path]:
         with log.open("wb") as out:
             process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.processes.append(process)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise ConfigError(
-                    f"{command[5]} exited at start: {log.read_text(errors='replace')[-1500:]}"
-                )
-            if listening(port):
-                return
-            time.sleep(0.1)
-        raise ConfigError(f"{command[5]} did not listen on {port} within a minute (see {log})")
+        return process, port, log
 
     def settle(self) -> None:
         # Each gateway re-reads health reports and work orders from the store on a timer.
-        time.sleep(max(HEALTH_POLL_S, GATEWAY_ORDERS_POLL_S) + 0.3)
+        time.sleep(STORE_POLL_S + 0.3)
 
     def seal(self) -> None:
         reader = LogReader(self.authority.store)
@@ -211,6 +210,19 @@ class Distributed:
         self.cluster.stop()
 
 
+def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ConfigError(
+                f"{log.stem} exited at start: {log.read_text(errors='replace')[-1500:]}"
+            )
+        if listening(port):
+            return
+        time.sleep(0.1)
+    raise ConfigError(f"{log.stem} did not listen on {port} within a minute (see {log})")
+
+
 def process_env(settings: Settings, database_url: str, redis_url: str) -> dict[str, str]:
     """The environment of the deployment's processes: the shared store and Redis, and the
     demo's webhook and hooks (settings that the processes would otherwise not know)."""
@@ -218,6 +230,7 @@ def process_env(settings: Settings, database_url: str, redis_url: str) -> dict[s
         **os.environ,
         "WARDEN_DATABASE_URL": database_url,
         "WARDEN_REDIS_URL": redis_url,
+        "WARDEN_STORE_POLL_S": str(STORE_POLL_S),
         "WARDEN_RESPONSE_WEBHOOKS": json.dumps(
             {
                 name: hook.model_dump(mode="json")

@@ -172,8 +172,12 @@ class Service:
         return f"https://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        """Stop serving (a service that never started has nothing to stop)."""
+        thread = getattr(self, "_thread", None)
+        if thread is None:
+            return
         self._server.should_exit = True
-        self._thread.join(timeout=5)
+        thread.join(timeout=5)
 
 
 def _limit(query: dict[str, list[str]], default: int = 20) -> int:

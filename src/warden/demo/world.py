@@ -154,15 +154,15 @@ class World:
         if not secret.exists():
             write_private_file(secret, os.urandom(32).hex().encode())
         backing = None
-        if distributed:
-            # A new PostgreSQL each run: the state directory that goes with it is new too.
-            backing = Distributed.start_backing(root)
-            shutil.rmtree(root / "distributed", ignore_errors=True)
-        state_dir = root / ("distributed" if distributed else "state")
-        database = {"database_url": backing[2]} if backing is not None else {}
-        base = load_settings(state_dir=state_dir, **database)
         services = {s.name: s for s in all_services()}
         try:
+            if distributed:
+                # A new PostgreSQL each run: the state directory that goes with it is new too.
+                backing = Distributed.start_backing(root)
+                shutil.rmtree(root / "distributed", ignore_errors=True)
+            state_dir = root / ("distributed" if distributed else "state")
+            database = {"database_url": backing[2]} if backing is not None else {}
+            base = load_settings(state_dir=state_dir, **database)
             if not is_initialised(base):
                 initialise(base, TRUST_DOMAIN).store.dispose()
             # The services' certificates come from the trust domain's CA, and the gateway's

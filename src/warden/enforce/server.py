@@ -57,9 +57,6 @@ from warden.trust.windows import DlpWindows
 
 log = logging.getLogger("warden.gateway")
 FEED_POLL_S = 0.05
-WORK_ORDER_POLL_S = 1.0
-PIN_POLL_S = 1.0
-HEALTH_POLL_S = 1.0
 
 
 class GatewayServer:
@@ -256,18 +253,17 @@ class GatewayServer:
         # orders in the shared store: this gateway follows both.
         if self.policy_follower is None:
             self.engine.administrator.watch(bundle_path(self.authority))
+        poll_s = self.authority.settings.store_poll_s
         duties = asyncio.gather(
             serving.every(
                 FEED_POLL_S, self.authority.status.catch_up, "following the principal feed"
             ),
             self._renew_svid(),
             self.mcp.streams.run(),
-            serving.every(PIN_POLL_S, self.pins.refresh, "reloading held MCP tools"),
-            serving.every(HEALTH_POLL_S, self.health.refresh, "reassessing workload health"),
+            serving.every(poll_s, self.pins.refresh, "reloading held MCP tools"),
+            serving.every(poll_s, self.health.refresh, "reassessing workload health"),
             serving.every(SAVE_EVERY_S, self.save_baselines, "saving risk baselines"),
-            serving.every(
-                WORK_ORDER_POLL_S, self.engine.reload_work_orders, "reloading work orders"
-            ),
+            serving.every(poll_s, self.engine.reload_work_orders, "reloading work orders"),
         )
         probes = asyncio.create_task(self.probes.serve())
         if self.gateway.gate is not None:

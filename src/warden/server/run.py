@@ -47,7 +47,6 @@ log = logging.getLogger("warden.server")
 SERVICE_NAME = "control-plane"
 FEED_POLL_S = 0.05
 CA_POLL_S = 2.0
-WORK_ORDER_POLL_S = 1.0
 
 
 @dataclass
@@ -239,9 +238,15 @@ class ControlPlaneServer:
             self._renew_svid(),
             self._follow_ca(),
             serving.every(
-                WORK_ORDER_POLL_S, self.policy.reload_work_orders, "reloading work orders"
+                self.authority.settings.store_poll_s,
+                self.policy.reload_work_orders,
+                "reloading work orders",
             ),
-            serving.every(1.0, self.health.refresh, "reassessing workload health"),
+            serving.every(
+                self.authority.settings.store_poll_s,
+                self.health.refresh,
+                "reassessing workload health",
+            ),
             serving.every(SAVE_EVERY_S, self.save_baselines, "saving risk baselines"),
         )
         probes = asyncio.create_task(self.probes.serve())

@@ -44,6 +44,13 @@ def run_demo(
 ) -> None:
     """Play the seed's scenarios with real agents, identities, TLS and containment; then
     verify the decision log. Exits non-zero when any outcome differs from the expected one."""
+    if distributed:  # before the demo's modules load: say at once what the machine lacks
+        from warden.errors import ConfigError
+        from warden.local import missing
+
+        why = missing()
+        if why is not None:
+            raise ConfigError(f"warden demo --distributed: {why}")
     from warden.demo.runner import play, summary, write_json
 
     root = keep or Path(tempfile.mkdtemp(prefix="warden-demo-"))

@@ -22,8 +22,7 @@ from warden.audit.reader import LogReader
 from warden.config import Settings
 from warden.errors import ConfigError
 from warden.identity.authority import IdentityAuthority, open_authority
-from warden.local import postgres as local_postgres
-from warden.local import redis as local_redis
+from warden.local import missing
 from warden.local.postgres import PostgresCluster, fresh_database, start_cluster
 from warden.local.processes import free_port, listening, stop_processes
 from warden.local.redis import RedisServer, start_redis
@@ -97,15 +96,6 @@ class Embedded:
         self.stack.stop()
 
 
-def distributed_available() -> str | None:
-    """Why a distributed deployment cannot start on this machine, or None when it can."""
-    missing = [] if local_postgres.installed() else ["PostgreSQL (initdb)"]
-    missing += [] if local_redis.installed() else ["redis-server"]
-    if missing:
-        return f"not installed: {', '.join(missing)} (scripts/ensure-services.sh installs them)"
-    return None
-
-
 @dataclass
 class Distributed:
     """``warden serve`` and two ``warden gateway`` processes on one PostgreSQL and one Redis,
@@ -131,7 +121,7 @@ class Distributed:
     @classmethod
     def start_backing(cls, root: Path) -> tuple[PostgresCluster, RedisServer, str]:
         """PostgreSQL (a new cluster, fsync on) and Redis; the database's URL."""
-        why = distributed_available()
+        why = missing()
         if why is not None:
             raise ConfigError(f"warden demo --distributed: {why}")
         cluster = start_cluster(durable=True)

@@ -17,6 +17,8 @@ import typer
 
 from warden.cli.common import console, handle_errors
 
+DISTRIBUTED = "warden demo --distributed"
+
 
 @handle_errors
 def run_demo(
@@ -45,12 +47,9 @@ def run_demo(
     """Play the seed's scenarios with real agents, identities, TLS and containment; then
     verify the decision log. Exits non-zero when any outcome differs from the expected one."""
     if distributed:  # before the demo's modules load: say at once what the machine lacks
-        from warden.errors import ConfigError
-        from warden.local import missing
+        from warden.local import require
 
-        why = missing()
-        if why is not None:
-            raise ConfigError(f"warden demo --distributed: {why}")
+        require(DISTRIBUTED)
     from warden.demo.runner import play, summary, write_json
 
     root = keep or Path(tempfile.mkdtemp(prefix="warden-demo-"))

@@ -22,7 +22,7 @@ from warden.audit.reader import LogReader
 from warden.config import Settings
 from warden.errors import ConfigError
 from warden.identity.authority import IdentityAuthority, open_authority
-from warden.local import missing
+from warden.local import require
 from warden.local.postgres import PostgresCluster, fresh_database, start_cluster
 from warden.local.processes import free_port, listening, stop_processes
 from warden.local.redis import RedisServer, start_redis
@@ -97,13 +97,35 @@ class Embedded:
 
 
 @dataclass
+class Backing:
+    """The deployment's PostgreSQL (a new cluster, fsync on) and Redis."""
+
+    cluster: PostgresCluster
+    redis: RedisServer
+    database_url: str
+
+    @classmethod
+    def start(cls) -> Backing:
+        require("warden demo --distributed")
+        cluster = start_cluster(durable=True)
+        try:
+            return cls(cluster, start_redis(), fresh_database(cluster, "warden"))
+        except BaseException:
+            cluster.stop()
+            raise
+
+    def stop(self) -> None:
+        self.redis.kill()
+        self.cluster.stop()
+
+
+@dataclass
 class Distributed:
     """``warden serve`` and two ``warden gateway`` processes on one PostgreSQL and one Redis,
     all started here on 127.0.0.1 and stopped with the demo."""
 
     root: Path
-    cluster: PostgresCluster
-    redis: RedisServer
+    backing: Backing
     authority: IdentityAuthority
     env: dict[str, str]
     control_url: str = ""
@@ -117,20 +139,6 @@ class Distributed:
         if not path.exists():
             path.write_bytes(self.authority.ca.bundle.to_pem())
         return path
-
-    @classmethod
-    def start_backing(cls, root: Path) -> tuple[PostgresCluster, RedisServer, str]:
-        """PostgreSQL (a new cluster, fsync on) and Redis; the database's URL."""
-        why = missing()
-        if why is not None:
-            raise ConfigError(f"warden demo --distributed: {why}")
-        cluster = start_cluster(durable=True)
-        try:
-            redis = start_redis()
-        except BaseException:
-            cluster.stop()
-            raise
-        return cluster, redis, fresh_database(cluster, "warden")
 
     def start_processes(self, routes: dict[str, Any], settings: Settings) -> None:
         """The control plane, then the gateways; returns when each one listens."""
@@ -166,7 +174,7 @@ class Distributed:
             for process, port, log in started:
                 _wait_listening(process, port, log)
         except BaseException:
-            self.stop()
+            self.stop()  # what started, and the backing: the caller has nothing left to stop
             raise
 
     def _spawn(
@@ -196,8 +204,7 @@ class Distributed:
         stop_processes(self.processes)
         self.processes.clear()
         self.authority.store.dispose()
-        self.redis.kill()
-        self.cluster.stop()
+        self.backing.stop()
 
 
 def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -231,9 +238,6 @@ def process_env(settings: Settings, database_url: str, redis_url: str) -> dict[s
     }
 
 
-def open_distributed(
-    root: Path, settings: Settings, cluster: PostgresCluster, redis: RedisServer, database: str
-) -> Distributed:
-    env = process_env(settings, database, redis.url)
-    authority = open_authority(settings)
-    return Distributed(root, cluster, redis, authority, env)
+def open_distributed(root: Path, settings: Settings, backing: Backing) -> Distributed:
+    env = process_env(settings, backing.database_url, backing.redis.url)
+    return Distributed(root, backing, open_authority(settings), env)

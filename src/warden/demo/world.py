@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from warden.config import Settings, Webhook, load_settings
-from warden.demo.deployment import Deployment, Distributed, Embedded, open_distributed
+from warden.demo.deployment import Backing, Deployment, Embedded, open_distributed
 from warden.demo.services import Service, all_services
 from warden.enforce.routes import RouteTable, parse_routes
 from warden.identity.authority import IdentityAuthority, open_authority
@@ -153,15 +153,16 @@ class World:
         secret = root / "webhook.key"
         if not secret.exists():
             write_private_file(secret, os.urandom(32).hex().encode())
-        backing = None
+        backing: Backing | None = None
+        deployment: Deployment | None = None
         services = {s.name: s for s in all_services()}
         try:
             if distributed:
                 # A new PostgreSQL each run: the state directory that goes with it is new too.
-                backing = Distributed.start_backing(root)
+                backing = Backing.start()
                 shutil.rmtree(root / "distributed", ignore_errors=True)
             state_dir = root / ("distributed" if distributed else "state")
-            database = {"database_url": backing[2]} if backing is not None else {}
+            database = {"database_url": backing.database_url} if backing is not None else {}
             base = load_settings(state_dir=state_dir, **database)
             if not is_initialised(base):
                 initialise(base, TRUST_DOMAIN).store.dispose()
@@ -174,11 +175,11 @@ class World:
             finally:
                 bootstrap.store.dispose()
             settings = settings_for(root, alerts.url, secret, state_dir, **database)
-            deployment: Deployment
             if backing is not None:
-                made = open_distributed(root, settings, *backing)
-                deployment = made
+                made = open_distributed(root, settings, backing)
+                backing = None  # the deployment stops it from here on
                 made.start_processes(route_document(services, TRUST_DOMAIN), settings)
+                deployment = made
             else:
                 deployment = Embedded(
                     EmbeddedStack.start(settings, routes=routes_for(services, TRUST_DOMAIN))
@@ -188,8 +189,7 @@ class World:
                 service.stop()
             alerts.stop()
             if backing is not None:
-                backing[1].kill()
-                backing[0].stop()
+                backing.stop()
             raise
         # Where the re-provisioning hook finds the deployment (its ports are known only now).
         (root / "urls.json").write_text(
@@ -204,7 +204,7 @@ class World:
 
     @property
     def store(self) -> Store:
-        return self.deployment.authority.store
+        return self.authority.store
 
     # -- agents --------------------------------------------------------------------------------
 

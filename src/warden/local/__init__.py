@@ -4,12 +4,16 @@ for ``warden demo --distributed`` and the tests that need a real database or sha
 from __future__ import annotations
 
 
-def missing() -> str | None:
-    """What this machine lacks to start PostgreSQL and Redis here, or None."""
+def require(purpose: str) -> None:
+    """Raise :class:`~warden.errors.ConfigError` naming what this machine lacks to start
+    PostgreSQL and Redis here (cheap: nothing heavy is imported, nothing is started)."""
+    from warden.errors import ConfigError
     from warden.local import postgres, redis
 
     lacking = [] if postgres.installed() else ["PostgreSQL (initdb)"]
     lacking += [] if redis.installed() else ["redis-server"]
     if lacking:
-        return f"not installed: {', '.join(lacking)} (scripts/ensure-services.sh installs them)"
-    return None
+        raise ConfigError(
+            f"{purpose}: not installed: {', '.join(lacking)} "
+            "(scripts/ensure-services.sh installs them)"
+        )

@@ -95,6 +95,9 @@ class DecisionLog:
         self._follow = follow_events
         self._follow_interval = follow_interval_s
         self._pending: deque[_Item] = deque()
+        # Per event loop, what its coroutines submitted in the current turn (only that loop's
+        # thread touches its list).
+        self._staged: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
         self._wake = threading.Condition()
         self._writer_waiting = False
         self._closed = False
@@ -121,7 +124,16 @@ class DecisionLog:
         """Append a decision and return once it is durable (for event loops)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._submit_decision(decision, request, enforcement_point, (loop, future))
+        item = self._decision_item(decision, request, enforcement_point, (loop, future))
+        # Entries submitted in one turn of the loop reach the writer together, at the end of
+        # the turn: one hand-over and one wake-up for all of them, so the writer never wakes
+        # for the first of them and then fights the loop for the interpreter while the rest
+        # are being made.
+        staged = self._staged.get(loop)
+        if staged is None:
+            staged = self._staged[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        staged.append(item)
         await future
 
     def append(self, kind: str, body: dict[str, Any], *, subject: str | None = None) -> None:
@@ -162,8 +174,14 @@ class DecisionLog:
     def _submit_decision(
         self, decision: Decision, request: DecisionRequest, point: str, waiter: Any
     ) -> Any:
+        self._enqueue(self._decision_item(decision, request, point, waiter))
+        return waiter
+
+    def _decision_item(
+        self, decision: Decision, request: DecisionRequest, point: str, waiter: Any
+    ) -> _Item:
         body, plain = decision_entry(decision, request, point, self.masking)
-        item = _Item(
+        return _Item(
             "decision",
             decision.at,
             body,
@@ -173,8 +191,18 @@ class DecisionLog:
             decision.decision,
             plain,
         )
-        self._enqueue(item)
-        return waiter
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Move what ``loop`` staged this turn to the writer."""
+        items = self._staged.pop(loop, [])
+        with self._wake:
+            if self._closed:
+                error = AuditError("the decision log is closed", code="record_failed")
+                _settle([item.waiter for item in items], error)
+                return
+            self._pending.extend(items)
+            if self._writer_waiting and len(self._pending) >= self._gather_target:
+                self._wake.notify()
 
     def _enqueue(self, item: _Item) -> None:
         with self._wake:

@@ -215,6 +215,39 @@ def test_a_closed_log_refuses_to_record(authority: IdentityAuthority) -> None:
         log.record(decision, request, enforcement_point=GATEWAY)
 
 
+def test_entries_of_one_loop_turn_keep_their_order(
+    authority: IdentityAuthority, log: DecisionLog
+) -> None:
+    import asyncio
+
+    ids = asyncio.run(_record_many(log, 50))  # all fifty submitted in one turn of the loop
+    positions = [LogReader(authority.store).decision(i)["seq"] for i in ids]  # type: ignore[index]
+    assert positions == sorted(positions)
+    verified(authority)
+
+
+def test_a_log_closed_before_the_turn_ends_refuses_what_was_staged(
+    authority: IdentityAuthority,
+) -> None:
+    import asyncio
+
+    log = open_decision_log(authority)
+    decision, request = a_decision()
+
+    async def go() -> None:
+        staged = asyncio.ensure_future(
+            log.record_async(decision, request, enforcement_point=GATEWAY)
+        )
+        await asyncio.sleep(0)  # the entry is staged; the hand-over comes at the turn's end
+        log.close()
+        with pytest.raises(AuditError) as refused:
+            await staged
+        assert refused.value.code == "record_failed"
+
+    asyncio.run(go())
+    assert LogReader(authority.store).decision(decision.decision_id) is None
+
+
 def test_response_actions_are_entries_too(authority: IdentityAuthority, log: DecisionLog) -> None:
     log.append("response", {"action": "quarantine", "agent": AGENT, "playbook": "bulk-export"})
     (entry,) = LogReader(authority.store).search(kind="response")

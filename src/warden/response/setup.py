@@ -15,6 +15,9 @@ from warden.risk.engine import RiskEngine
 from warden.trust.events import TrustEvents
 
 log = logging.getLogger("warden.response")
+# What this process already said is not configured: `warden up` runs two response engines
+# (the control plane's and the gateway's) on the same playbooks, and one warning is enough.
+_reported: set[str] = set()
 
 
 def playbooks_path(authority: IdentityAuthority) -> Path:
@@ -49,7 +52,9 @@ def open_response_engine(
         log.error("no playbooks active: %s", exc.message)
     else:
         for missing in bundle.unconfigured(settings.response_webhooks, settings.response_hooks):
-            log.warning("playbook %s is not configured: that action will not run", missing)
+            if missing not in _reported:
+                _reported.add(missing)
+                log.warning("playbook %s is not configured: that action will not run", missing)
     if risk is not None:
         risk.on_raised = engine.on_raised
         engine.risk_of = lambda agent: [list(p) for p in risk.assessment(agent).factors]

@@ -54,15 +54,26 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(state_dir=state)
 
 
-def _fresh_pg_database(cluster: PostgresCluster) -> str:
-    return fresh_database(cluster, f"warden_test_{next(_db_counter)}")
+@pytest.fixture(scope="session")
+def pg_template(pg_cluster: PostgresCluster) -> str:
+    """A database migrated once (from nothing, as every deployment is): each PostgreSQL test
+    gets a copy, which costs the copy and not the migrations again (about 0.25 s a test)."""
+    url = fresh_database(pg_cluster, "warden_template")
+    open_store(url).dispose()
+    return "warden_template"
+
+
+def _fresh_pg_database(cluster: PostgresCluster, template: str) -> str:
+    return fresh_database(cluster, f"warden_test_{next(_db_counter)}", template=template)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, settings: Settings) -> str:
     if request.param == "sqlite":
         return settings.database
-    return _fresh_pg_database(request.getfixturevalue("pg_cluster"))
+    return _fresh_pg_database(
+        request.getfixturevalue("pg_cluster"), request.getfixturevalue("pg_template")
+    )
 
 
 @pytest.fixture

@@ -90,12 +90,14 @@ class PostgresCluster:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def fresh_database(cluster: PostgresCluster, name: str) -> str:
-    """A new, empty database on ``cluster``; its SQLAlchemy URL."""
+def fresh_database(cluster: PostgresCluster, name: str, *, template: str | None = None) -> str:
+    """A new database on ``cluster``, empty or a copy of ``template`` (a database nobody is
+    connected to); its SQLAlchemy URL."""
     import psycopg
 
+    copy = f" TEMPLATE {template}" if template else ""
     with psycopg.connect(cluster.dsn().replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
+        conn.execute(f"CREATE DATABASE {name}{copy}")
     return cluster.dsn(name)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from tests.support.creds import context_for, write_svid
 from tests.support.forge import rogue_ca
-from tests.support.gateway import Setup, gateway_process, recorded
+from tests.support.gateway import Setup, gateway_process, recorded, with_settings
 from tests.support.upstream import Upstream, ledger_route, ledger_routes
 from warden.audit.reader import LogReader
 from warden.enforce.server import GatewayServer
@@ -400,6 +400,8 @@ def test_throttle_and_approval_obligations(authority: IdentityAuthority, tmp_pat
         permit (principal, action in Action::"write", resource);
     """,
     )
+    # The gateway watches its configured bundle: this one, not the default pack.
+    authority = with_settings(authority, policy_bundle=bundle)
     administrator = PolicyAdministrator(authority.store)
     administrator.activate(bundle)
     engine = PolicyEngine(authority.store, administrator, view=authority.status)

@@ -491,10 +491,14 @@ def test_a_servers_question_the_policy_forbids_never_reaches_the_agent(
         forbid (principal, action == Action::"mcp:elicitation/create", resource);
     """,
     )
+    # The gateway watches its configured bundle: this one, not the default pack (which a
+    # second into the test would replace it).
+    authority = with_settings(authority, policy_bundle=bundle)
     administrator = PolicyAdministrator(authority.store)
     administrator.activate(bundle)
     engine = PolicyEngine(authority.store, administrator, view=authority.status)
     setup = McpSetup(authority, tmp_path, engine=engine)
+    time.sleep(1.3)  # past the watcher's first look (1 s)
     asked: list[Any] = []
 
     async def record_question(context: Any, params: Any) -> types.ElicitResult:

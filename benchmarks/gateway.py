@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -177,28 +178,27 @@ def main() -> None:
 def _figures(rounds_of: dict[str, list[dict[str, float]]], fsyncs: list[float]) -> dict[str, Any]:
     """The medians over rounds; each round's ratio and added latency from its own pair."""
 
-    def each_round(figure: Any) -> float:
-        pairs = zip(rounds_of["gateway_c1"], rounds_of["direct_c1"], strict=True)
-        return median(figure(g, d) for g, d in pairs)
+    def paired(
+        load: str, figure: Callable[[dict[str, float], dict[str, float]], float]
+    ) -> list[float]:
+        """``figure(through, direct)`` of each round of ``load`` (gateway_c1, mcp, ...)."""
+        direct = load.replace("gateway", "direct")
+        return [figure(g, d) for g, d in zip(rounds_of[load], rounds_of[direct], strict=True)]
 
     def of(name: str, key: str) -> float:
         return median(r[key] for r in rounds_of[name])
 
+    def added(key: str) -> Callable[[dict[str, float], dict[str, float]], float]:
+        return lambda through, direct: through[key] - direct[key]
+
     served = sum(r["all_requests"] for k in ("gateway_c1", "gateway_c32") for r in rounds_of[k])
     cpu = sum(r["cpu_s"] for k in ("gateway_c1", "gateway_c32") for r in rounds_of[k])
-    ratios = [
-        g["rps"] / d["rps"]
-        for g, d in zip(rounds_of["gateway_c32"], rounds_of["direct_c32"], strict=True)
-    ]
-    mcp_added = [
-        g["p50_ms"] - d["p50_ms"]
-        for g, d in zip(rounds_of["mcp_gateway"], rounds_of["mcp_direct"], strict=True)
-    ]
+    ratios = paired("gateway_c32", lambda through, direct: through["rps"] / direct["rps"])
     return {
         "direct_rps_c1": round(of("direct_c1", "rps"), 1),
         "gateway_rps_c1": round(of("gateway_c1", "rps"), 1),
-        "added_p50_ms_c1": round(each_round(lambda g, d: g["p50_ms"] - d["p50_ms"]), 3),
-        "added_p99_ms_c1": round(each_round(lambda g, d: g["p99_ms"] - d["p99_ms"]), 3),
+        "added_p50_ms_c1": round(median(paired("gateway_c1", added("p50_ms"))), 3),
+        "added_p99_ms_c1": round(median(paired("gateway_c1", added("p99_ms"))), 3),
         "direct_rps_c32": round(of("direct_c32", "rps"), 1),
         "gateway_rps_c32": round(of("gateway_c32", "rps"), 1),
         "throughput_ratio_c32": round(median(ratios), 3),
@@ -208,7 +208,7 @@ def _figures(rounds_of: dict[str, list[dict[str, float]]], fsyncs: list[float]) 
         "fsync_p50_ms": round(percentile(fsyncs, 50), 3),
         "mcp_direct_p50_ms_c1": round(of("mcp_direct", "p50_ms"), 3),
         "mcp_gateway_p50_ms_c1": round(of("mcp_gateway", "p50_ms"), 3),
-        "mcp_added_p50_ms_c1": round(median(mcp_added), 3),
+        "mcp_added_p50_ms_c1": round(median(paired("mcp_gateway", added("p50_ms"))), 3),
         "rounds": len(ratios),
         "gateway_errors": sum(
             r["errors"]

@@ -116,7 +116,9 @@ class DecisionLog:
         self, decision: Decision, request: DecisionRequest, *, enforcement_point: str
     ) -> None:
         """Append a decision and return once it is durable (for threads)."""
-        self._submit_decision(decision, request, enforcement_point, Future()).result(timeout=30)
+        future: Future[None] = Future()
+        self._enqueue([self._decision_item(decision, request, enforcement_point, future)])
+        future.result(timeout=30)
 
     async def record_async(
         self, decision: Decision, request: DecisionRequest, *, enforcement_point: str
@@ -141,7 +143,9 @@ class DecisionLog:
         future: Future[None] = Future()
         now = utcnow()
         entry = event_entry(kind, isoformat(now), body)
-        self._enqueue(_Item(kind, now, entry, future, subject=subject[:2048] if subject else None))
+        self._enqueue(
+            [_Item(kind, now, entry, future, subject=subject[:2048] if subject else None)]
+        )
         future.result(timeout=30)
 
     def note(self, kind: str, body: dict[str, Any], *, subject: str | None = None) -> None:
@@ -150,7 +154,7 @@ class DecisionLog:
         about, for searches by agent."""
         now = utcnow()
         entry = event_entry(kind, isoformat(now), body)
-        self._enqueue(_Item(kind, now, entry, None, subject=subject[:2048] if subject else None))
+        self._enqueue([_Item(kind, now, entry, None, subject=subject[:2048] if subject else None)])
 
     def checkpoint(self, timeout_s: float = 30.0) -> checkpoints.Checkpoint:
         """Sign a checkpoint of everything durable now, and return it."""
@@ -171,12 +175,6 @@ class DecisionLog:
         if self.witness is not None:
             self.witness.close()
 
-    def _submit_decision(
-        self, decision: Decision, request: DecisionRequest, point: str, waiter: Any
-    ) -> Any:
-        self._enqueue(self._decision_item(decision, request, point, waiter))
-        return waiter
-
     def _decision_item(
         self, decision: Decision, request: DecisionRequest, point: str, waiter: Any
     ) -> _Item:
@@ -194,25 +192,16 @@ class DecisionLog:
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         """Move what ``loop`` staged this turn to the writer."""
-        items = self._staged.pop(loop, [])
+        self._enqueue(self._staged.pop(loop, []))
+
+    def _enqueue(self, items: list[_Item]) -> None:
         with self._wake:
             if self._closed:
                 error = AuditError("the decision log is closed", code="record_failed")
                 _settle([item.waiter for item in items], error)
                 return
             self._pending.extend(items)
-            if self._writer_waiting and len(self._pending) >= self._gather_target:
-                self._wake.notify()
-
-    def _enqueue(self, item: _Item) -> None:
-        with self._wake:
-            if self._closed:
-                _settle(
-                    [item.waiter], AuditError("the decision log is closed", code="record_failed")
-                )
-                return
-            self._pending.append(item)
-            # A busy writer takes the entry with its next batch; a gathering one is woken
+            # A busy writer takes the entries with its next batch; a gathering one is woken
             # when its batch is whole.
             if self._writer_waiting and len(self._pending) >= self._gather_target:
                 self._wake.notify()

@@ -38,7 +38,12 @@ _STATEMENTS = {
 def lock_and_size(cursor: Any, dialect: str) -> int:
     """Take the log's lock; the tree's size (counting archived entries)."""
     statements = _STATEMENTS[dialect]
-    cursor.execute(statements["lock"], (LOCK_ROW if dialect == "sqlite" else PG_LOCK_KEY,))
+    if dialect == "sqlite" and not cursor.connection.in_transaction:
+        # SQLite's write lock from the first statement, without a page to write back at
+        # every commit (the lock row's update rewrites its page into the WAL each time).
+        cursor.execute("BEGIN IMMEDIATE")
+    else:
+        cursor.execute(statements["lock"], (LOCK_ROW if dialect == "sqlite" else PG_LOCK_KEY,))
     cursor.execute(statements["size"], (ARCHIVED_TO,))
     newest, archived = cursor.fetchone()
     return max(int(newest), int(archived or 0))

@@ -124,13 +124,6 @@ class DecisionLog:
         self, decision: Decision, request: DecisionRequest, *, enforcement_point: str
     ) -> None:
         """Append a decision and return once it is durable (for event loops)."""
-        await self.submit(decision, request, enforcement_point=enforcement_point)
-
-    def submit(
-        self, decision: Decision, request: DecisionRequest, *, enforcement_point: str
-    ) -> asyncio.Future[None]:
-        """Append a decision without waiting: the future is done once it is durable (on an
-        event loop's thread). The entry reaches the writer at the end of the loop's turn."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         item = self._decision_item(decision, request, enforcement_point, (loop, future))
@@ -143,7 +136,7 @@ class DecisionLog:
             staged = self._staged[loop] = []
             loop.call_soon(self._hand_over, loop)
         staged.append(item)
-        return future
+        await future
 
     def append(self, kind: str, body: dict[str, Any], *, subject: str | None = None) -> None:
         """Append an event (a response action, say) and return once it is durable."""

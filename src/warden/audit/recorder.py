@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,12 +21,6 @@ class DecisionRecorder(Protocol):
     async def record_async(
         self, decision: Decision, request: DecisionRequest, *, enforcement_point: str
     ) -> None: ...
-
-    def submit(
-        self, decision: Decision, request: DecisionRequest, *, enforcement_point: str
-    ) -> Awaitable[None]:
-        """Start recording; the awaitable is done once the record is durable (an event
-        loop's caller may work meanwhile, but sends nothing before it is done)."""
 
     def append(self, kind: str, body: dict[str, Any], *, subject: str | None = None) -> None:
         """Append an event and return once it is durable (a response action)."""

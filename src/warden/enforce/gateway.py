@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
@@ -38,8 +38,8 @@ from warden.enforce.exchange import (
     refusal,
 )
 from warden.enforce.obligations import Throttle, Throttles
-from warden.enforce.parking import goes_straight_on, park
-from warden.enforce.relay import Prepared, forward, prepare
+from warden.enforce.parking import park
+from warden.enforce.relay import forward
 from warden.enforce.risk_feed import observe
 from warden.enforce.routes import AmbiguousRequest, Route, RouteTable, extract_args
 from warden.enforce.upstream_client import UpstreamPool
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
     from warden.enforce.mcp.proxy import McpProxy
 
 log = logging.getLogger("warden.gateway")
-T = TypeVar("T")
 # What an inspection hook sees and may do: (decision, route, body) -> replacement deny reason.
 InspectionHook = Callable[[Decision, Route, bytes], str | None]
 
@@ -107,12 +106,10 @@ class Gateway:
             self.metrics.timed_decide(time.perf_counter() - deciding)
             decision = self.reserve(decision, incoming.subject, route)  # 4 reserve
             try:
-                # 5 record; what goes upstream is made while it commits, sent only after
-                meanwhile = self._meanwhile(decision, route, incoming)
-                prepared = await self.record(decision, request, meanwhile)
+                await self.record(decision, request)  # 5 record
                 await park(self, decision, request)  # an approval it needs: wait for it
                 if decision.allowed:
-                    await forward(self, send, route, incoming, decision, prepared)  # 6-8
+                    await forward(self, send, route, incoming, decision)  # 6-8 forward, inspect
                 else:
                     await answer_deny(send, decision, 403)
             finally:
@@ -312,27 +309,12 @@ class Gateway:
         else:
             self.in_flight.pop(subject, None)
 
-    async def record(
-        self,
-        decision: Decision,
-        request: DecisionRequest,
-        meanwhile: Callable[[], T] | None = None,
-    ) -> T | None:
+    async def record(self, decision: Decision, request: DecisionRequest) -> None:
         """Make the decision durable; :class:`RecordFailed` when it cannot be (then nothing is
-        forwarded, and the caller is answered 503). ``meanwhile``: work done while the record
-        commits (it must send nothing); its result is returned."""
+        forwarded, and the caller is answered 503)."""
         self.metrics.decided(decision.decision)
-        prepared = None
         try:
-            durable = self.recorder.submit(decision, request, enforcement_point=self.spiffe_id)
-            if meanwhile is None:
-                await durable
-            else:
-                await asyncio.sleep(0)  # the entry reaches the writer as this turn ends
-                try:
-                    prepared = meanwhile()  # on the loop, while the writer commits
-                finally:
-                    await durable
+            await self.recorder.record_async(decision, request, enforcement_point=self.spiffe_id)
         except WardenError as exc:
             log.error("%s", exc.message)
             raise RecordFailed() from exc
@@ -341,16 +323,6 @@ class Gateway:
                 self.response.on_decision(request, decision)
             except Exception:
                 log.exception("response: decision %s not shown to playbooks", decision.decision_id)
-        return prepared
-
-    def _meanwhile(
-        self, decision: Decision, route: Route, incoming: Incoming
-    ) -> Callable[[], Prepared] | None:
-        """The upstream request of an allow that goes straight on (not one parked for
-        approval, whose header would be stale by then), to be made while it is recorded."""
-        if not goes_straight_on(decision):
-            return None
-        return functools.partial(prepare, self, route, incoming, decision)
 
     def upstream_headers(
         self,

@@ -32,11 +32,6 @@ def approval_timeout(decision: Decision, default_s: float) -> float | None:
     return None
 
 
-def goes_straight_on(decision: Decision) -> bool:
-    """An allow that waits for nobody: it is forwarded as soon as its record is durable."""
-    return decision.allowed and approval_timeout(decision, 0.0) is None
-
-
 async def park(gateway: Gateway, decision: Decision, request: DecisionRequest) -> None:
     """Wait for the approval ``decision`` needs; raises :class:`Refused` unless approved."""
     timeout_s = approval_timeout(decision, gateway.authority.settings.approval_timeout_s)

@@ -29,12 +29,10 @@ log = logging.getLogger("warden.gateway")
 SMALL_RESPONSE = 65536
 
 
-# The upstream request's path and query, and its headers (the signed decision among them).
-Prepared = tuple[str, dict[str, str]]
-
-
-def prepare(gateway: Gateway, route: Route, incoming: Incoming, decision: Decision) -> Prepared:
-    """The path and headers the upstream gets for an allowed request."""
+async def forward(
+    gateway: Gateway, send: Any, route: Route, incoming: Incoming, decision: Decision
+) -> None:
+    """Send the allowed request to the route's upstream and relay its answer."""
     path = incoming.raw_path.decode("ascii") + (
         "?" + incoming.query.decode("latin-1") if incoming.query else ""
     )
@@ -47,20 +45,6 @@ def prepare(gateway: Gateway, route: Route, incoming: Incoming, decision: Decisi
         body=incoming.body,
         inspecting=needs_body(decision.obligations) or bool(gateway.inspectors),
     )
-    return path, headers
-
-
-async def forward(
-    gateway: Gateway,
-    send: Any,
-    route: Route,
-    incoming: Incoming,
-    decision: Decision,
-    prepared: Prepared | None = None,
-) -> None:
-    """Send the allowed request to the route's upstream and relay its answer. ``prepared``:
-    its path and headers, made while its record was committed (else made here)."""
-    path, headers = prepared or prepare(gateway, route, incoming, decision)
     session = gateway.upstreams.session(route.upstream_id)
     try:
         async with session.request(

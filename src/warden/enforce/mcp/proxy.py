@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
@@ -46,7 +45,7 @@ from warden.enforce.mcp.screen import Screen
 from warden.enforce.mcp.sessions import McpSessions
 from warden.enforce.mcp.sse import EventReader, EventTooLarge, encode
 from warden.enforce.mcp.streams import OpenStream, StreamWatch
-from warden.enforce.parking import goes_straight_on, park
+from warden.enforce.parking import park
 from warden.enforce.risk_feed import observe
 from warden.enforce.routes import Route
 from warden.enforce.upstream_client import UpstreamIdentityMismatch, read_bounded
@@ -88,14 +87,10 @@ class McpProxy:
             decision = gateway.engine.decide(request)  # 3 decide
             decision = gateway.reserve(decision, incoming.subject, route)  # 4 reserve
             try:
-                # 5 record; the upstream's headers are made while it commits, sent only after
-                meanwhile = None
-                if goes_straight_on(decision):
-                    meanwhile = functools.partial(self._headers, exchange, decision)
-                headers = await gateway.record(decision, request, meanwhile)
+                await gateway.record(decision, request)  # 5 record
                 await park(gateway, decision, request)  # an approval it needs: wait for it
                 if decision.allowed:
-                    await self._forward(send, exchange, decision, headers)  # 6-8 forward, screen
+                    await self._forward(send, exchange, decision)  # 6-8 forward, screen, answer
                 else:
                     await self._answer_error(send, exchange, 403, decision)
             finally:
@@ -176,29 +171,18 @@ class McpProxy:
 
     # -- forward -------------------------------------------------------------------------------
 
-    def _headers(self, exchange: Exchange, decision: Decision) -> dict[str, str]:
-        """What the server gets as headers, the signed decision among them."""
-        incoming = exchange.incoming
-        return self.gateway.upstream_headers(
+    async def _forward(self, send: Any, exchange: Exchange, decision: Decision) -> None:
+        gateway, route, incoming = self.gateway, exchange.route, exchange.incoming
+        url = yarl.URL(route.upstream, encoded=True)
+        headers = gateway.upstream_headers(
             incoming,
-            exchange.route,
+            route,
             decision,
             method=incoming.method,
-            path=yarl.URL(exchange.route.upstream, encoded=True).raw_path_qs,
+            path=url.raw_path_qs,
             body=incoming.body,
             inspecting=True,
         )
-
-    async def _forward(
-        self,
-        send: Any,
-        exchange: Exchange,
-        decision: Decision,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        gateway, route, incoming = self.gateway, exchange.route, exchange.incoming
-        url = yarl.URL(route.upstream, encoded=True)
-        headers = headers or self._headers(exchange, decision)
         streaming = incoming.method == "GET" or exchange.method in STREAMING_METHODS
         read_timeout = None if streaming else gateway.authority.settings.gateway_upstream_timeout_s
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=read_timeout)

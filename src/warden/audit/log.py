@@ -47,6 +47,7 @@ from warden.audit.merkle import (
 )
 from warden.audit.tree_store import TreeStore, to_store
 from warden.audit.witness import Witness
+from warden.audit.writer_lock import WriterLock
 from warden.clock import isoformat, utcnow
 from warden.errors import AuditError
 from warden.identity.ca.log_keys import LogKeys
@@ -107,6 +108,7 @@ class DecisionLog:
         self._gather_target = 0
         self._checkpointed = -1
         self._ensure_lock_row()
+        self._writers = WriterLock(store)
         self._thread = threading.Thread(target=self._run, daemon=True, name="warden-log")
         self._thread.start()
 
@@ -230,6 +232,7 @@ class DecisionLog:
                     return
         finally:
             connection.close()
+            self._writers.close()
 
     def _next(
         self, last_checkpoint: float, last_follow: float
@@ -266,7 +269,7 @@ class DecisionLog:
     def _write(self, connection: Connection, batch: list[_Item]) -> None:
         self.store.turns.wait_turn()  # an urgent write (a containment) goes first
         try:
-            with connection.begin():
+            with self._writers.held(), connection.begin():
                 frontier = self._locked_frontier(connection)
                 self._insert(connection, frontier, batch)
             self._frontier = frontier
@@ -339,7 +342,7 @@ class DecisionLog:
     def _sign_checkpoint(
         self, connection: Connection, *, force: bool
     ) -> checkpoints.Checkpoint | None:
-        with connection.begin():
+        with self._writers.held(), connection.begin():
             frontier = self._locked_frontier(connection)
             if frontier.size == 0:
                 return None
@@ -372,7 +375,7 @@ class DecisionLog:
 
     def _follow_sources(self, connection: Connection) -> None:
         try:
-            with connection.begin():
+            with self._writers.held(), connection.begin():
                 frontier = self._locked_frontier(connection)
                 items: list[_Item] = []
                 for source in sources.SOURCES:

@@ -329,3 +329,28 @@ def test_positions_continue_after_everything_was_archived(
     finally:
         reopened.close()
     verified(authority)
+
+
+def test_log_writers_on_one_sqlite_file_take_turns(authority: IdentityAuthority) -> None:
+    """The file lock beside a SQLite store: a second writer waits while the first holds it,
+    and goes on once it is released (PostgreSQL needs none: its advisory lock wakes waiters)."""
+    from warden.audit.writer_lock import WriterLock
+
+    first, second = WriterLock(authority.store), WriterLock(authority.store)
+    if authority.store.dialect != "sqlite":
+        with first.held(), second.held():  # no file: nothing to wait for
+            return
+    acquired = threading.Event()
+
+    def take() -> None:
+        with second.held():
+            acquired.set()
+
+    with first.held():
+        waiter = threading.Thread(target=take)
+        waiter.start()
+        assert not acquired.wait(0.3)  # held by the first writer
+    assert acquired.wait(5)
+    waiter.join()
+    first.close()
+    second.close()

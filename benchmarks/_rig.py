@@ -123,3 +123,67 @@ def gateway(state: Path, routes: Path, port: int, *, workers: int = 1, **env: st
         stdout=subprocess.DEVNULL,
         env={**os.environ, **env},
     )  # fmt: skip
+
+
+MCP_CALL = {
+    "method": "POST",
+    "headers": {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": "add",
+    },
+    "body": json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {
+                "name": "add",
+                "arguments": {"a": 2, "b": 3},
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            },
+        }
+    ),
+}
+
+
+def bench_routes(root: Path, port: int, mcp_port: int) -> Path:
+    """The benchmarks' routes: the ledger upstream over HTTP, the tools server over MCP."""
+    routes = root / "routes.yaml"
+    routes.write_text(
+        json.dumps(
+            {
+                "routes": [
+                    {
+                        "prefix": "/ledger",
+                        "upstream": f"https://127.0.0.1:{port}",
+                        "upstream_id": "spiffe://bench.example/svc/ledger",
+                        "resource": {
+                            "type": "Endpoint",
+                            "id": "ledger/invoices",
+                            "properties": {"domain": "finance", "classification": "internal"},
+                        },
+                        "args": {"query": ["limit"]},
+                    },
+                    {
+                        "prefix": "/mcp/bench",
+                        "protocol": "mcp",
+                        "upstream": f"https://127.0.0.1:{mcp_port}/mcp",
+                        "upstream_id": "spiffe://bench.example/svc/bench-tools",
+                        "resource": {
+                            "type": "Tool",
+                            "id": "bench-tools",
+                            "properties": {"domain": "finance", "classification": "internal"},
+                        },
+                    },
+                ]
+            }
+        )
+    )
+    return routes

@@ -29,35 +29,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import parse_args, percentile, report
-from _rig import HERE, cpu_seconds, free_port, gateway, load, setup, wait_for_port
+from _rig import (
+    HERE,
+    MCP_CALL,
+    bench_routes,
+    cpu_seconds,
+    free_port,
+    gateway,
+    load,
+    setup,
+    wait_for_port,
+)
 from warden.audit.recorder import fsync_probe
-
-MCP_CALL = {
-    "method": "POST",
-    "headers": {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": "2026-07-28",
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": "add",
-    },
-    "body": json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "tools/call",
-            "params": {
-                "name": "add",
-                "arguments": {"a": 2, "b": 3},
-                "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                    "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
-                    "io.modelcontextprotocol/clientCapabilities": {},
-                },
-            },
-        }
-    ),
-}
 
 
 def main() -> None:
@@ -76,37 +59,7 @@ def main() -> None:
         )
         call = root / "mcp-call.json"
         call.write_text(json.dumps(MCP_CALL))
-        routes = root / "routes.yaml"
-        routes.write_text(
-            json.dumps(
-                {
-                    "routes": [
-                        {
-                            "prefix": "/ledger",
-                            "upstream": f"https://127.0.0.1:{port}",
-                            "upstream_id": "spiffe://bench.example/svc/ledger",
-                            "resource": {
-                                "type": "Endpoint",
-                                "id": "ledger/invoices",
-                                "properties": {"domain": "finance", "classification": "internal"},
-                            },
-                            "args": {"query": ["limit"]},
-                        },
-                        {
-                            "prefix": "/mcp/bench",
-                            "protocol": "mcp",
-                            "upstream": f"https://127.0.0.1:{mcp_port}/mcp",
-                            "upstream_id": "spiffe://bench.example/svc/bench-tools",
-                            "resource": {
-                                "type": "Tool",
-                                "id": "bench-tools",
-                                "properties": {"domain": "finance", "classification": "internal"},
-                            },
-                        },
-                    ]
-                }
-            )
-        )
+        routes = bench_routes(root, port, mcp_port)
         try:
             wait_for_port(port)
             wait_for_port(mcp_port)

@@ -44,7 +44,7 @@ from warden.identity.authority import IdentityAuthority
 from warden.identity.ca import CertificateAuthority, FileKeyManager
 from warden.policy.model import new_decision_id
 from warden.store import open_store
-from warden.transport.loop import freeze_startup_heap
+from warden.transport.loop import tune_for_serving
 
 WRITERS = 32
 # About 1 KB of canonical JSON per entry: a decision with a realistic context.
@@ -150,7 +150,7 @@ def main() -> None:
         writes = authority_in(root / "appends")
         # As in Warden's servers, where the log runs: the start-up heap frozen and the young
         # generation collected once per 20,000 allocations.
-        freeze_startup_heap()
+        tune_for_serving()
         appends, baselines = [], []
         for number in range(rounds):
             done, elapsed = asyncio.run(append_for(writes, each))

@@ -26,8 +26,8 @@ from warden.cli import (
 )
 from warden.cli.common import State, console, handle_errors, print_json
 from warden.config import load_settings
-from warden.transport.loop import freeze_startup_heap
 from warden.transport.loop import run as run_loop
+from warden.transport.loop import tune_for_serving
 from warden.transport.serving import wait_for_stop
 
 app = typer.Typer(
@@ -160,7 +160,7 @@ def serve(
             f"Console on [bold]{server.url}/console[/]: sign in with a link from "
             "[bold]warden console link OPERATOR[/]"
         )
-    freeze_startup_heap()
+    tune_for_serving()
     run_loop(server.serve())
 
 
@@ -197,7 +197,7 @@ def gateway(
         port=port,
     )
     console.print(f"Warden gateway on [bold]{server.url}[/] as {server.spiffe_id}")
-    freeze_startup_heap()
+    tune_for_serving()
     run_loop(server.serve())
 
 

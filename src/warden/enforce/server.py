@@ -46,8 +46,8 @@ from warden.shared.client import Breaker, TlsFiles, connect
 from warden.shared.gate import SharedGate
 from warden.shared.redis_state import RedisThrottles, RedisWindows
 from warden.transport import serving
-from warden.transport.loop import freeze_startup_heap
 from warden.transport.loop import run as run_loop
+from warden.transport.loop import tune_for_serving
 from warden.transport.serving import GRACEFUL_SHUTDOWN_S
 from warden.transport.uvicorn_mtls import bounded_protocol, client_ssl_context, server_ssl_context
 from warden.trust.dlp import Dlp
@@ -374,7 +374,7 @@ def run_workers(settings: Settings, routes: Path | None, workers: int) -> None:
                     routes=load_routes(routes) if routes else None,
                     instance=str(os.getpid()),
                 )
-                freeze_startup_heap()
+                tune_for_serving()
                 run_loop(server.serve(sockets=[sock]))
             finally:
                 os._exit(0)

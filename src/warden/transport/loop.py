@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -43,3 +44,20 @@ def freeze_startup_heap() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
+# How long a thread that wants the interpreter waits for the one running Python before it
+# asks for a turn (CPython's default: 5 ms). Under load the event loop runs Python without a
+# pause for longer than that, and the decision log's writer, whose commit every waiting request
+# needs, would wait behind it; at 0.5 ms it gets its turn and the loop does not run dry.
+# Interleaved on one rig (benchmarks/compare_gateways.py, three runs of 4-8 rounds): 10-14%
+# more requests per second at 32 connections and 5-9% less CPU per request, one connection
+# and MCP unchanged within the noise.
+SWITCH_INTERVAL_S = 0.0005
+
+
+def tune_for_serving() -> None:
+    """Call once a server is set up, before it serves: :func:`freeze_startup_heap`, and
+    threads take turns at the interpreter every :data:`SWITCH_INTERVAL_S`."""
+    freeze_startup_heap()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from warden.identity.authority import IdentityAuthority
 from warden.local.redis import RedisServer
 from warden.shared.client import Breaker, connect
 from warden.shared.redis_state import RedisThrottles, RedisWindows
+from warden.shared.risk import risk_key
 from warden.trust.dlp import Dlp
 from warden.trust.events import TrustEvents
 from warden.trust.windows import DlpWindows, SharedStateUnavailable
@@ -213,6 +214,9 @@ def test_risk_raised_on_one_gateway_restricts_the_agent_on_the_other(
 ) -> None:
     assert two.get(1, "/ehr/one").status_code == 200
     two.gateways[0].risk.flag(AGENT, 700, "reported by the security team")
+    # Published from a queue (a request that moves a score never waits for Redis): it lands
+    # a moment later, and the other gateway's next request after that sees it.
+    _until_published(redis_server, AGENT, lambda score: score >= 690)
     denied = two.get(1, "/ehr/one")  # the other gateway, at the agent's next request
     assert denied.status_code == 403
     entry = LogReader(two.store).decision(denied.json()["decision_id"])
@@ -222,6 +226,7 @@ def test_risk_raised_on_one_gateway_restricts_the_agent_on_the_other(
     assert 690 <= entry["risk"]["score"] <= 700  # as published, faded a little since
     assert two.get(1, "/ledger/x").status_code == 200  # non-sensitive data still served
     two.gateways[0].risk.clear(AGENT)  # withdrawn where it was raised: withdrawn everywhere
+    _until_published(redis_server, AGENT, lambda score: score < 300)
     assert two.get(1, "/ehr/one").status_code == 200
 
 
@@ -246,3 +251,14 @@ def test_once_redis_fails_calls_fail_fast_until_it_is_back(redis_server: RedisSe
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert windows.take(AGENT, {"phi": 1}, PHI_5) == []
+
+
+def _until_published(
+    redis_server: RedisServer, agent: str, seen: Callable[[int], bool], timeout_s: float = 5.0
+) -> None:
+    """Until the agent's score in Redis is one ``seen`` accepts."""
+    client = connect(redis_server.url)
+    deadline = time.monotonic() + timeout_s
+    while not seen(json.loads(client.get(risk_key(agent)) or b'{"score": 0}')["score"]):
+        assert time.monotonic() < deadline, "the score never reached Redis"
+        time.sleep(0.01)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from _rig import (
     bench_routes,
     cpu_seconds,
     free_port,
+    gateway,
     load,
     setup,
     wait_for_port,
@@ -108,15 +108,8 @@ def main() -> None:
 def _start(spec: str, state: Path, routes: Path) -> tuple[Any, int]:
     source, _, workers = spec.partition(":")
     gateway_port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "warden.cli.main", "--state-dir", str(state), "gateway",
-            "--routes", str(routes), "--host", "127.0.0.1", "--port", str(gateway_port),
-            "--workers", workers or "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(Path(source).resolve())},
-    )  # fmt: skip
+    pythonpath = str(Path(source).resolve())
+    process = gateway(state, routes, gateway_port, workers=int(workers or 1), PYTHONPATH=pythonpath)
     wait_for_port(gateway_port)
     time.sleep(1.0)  # the policy watcher's first look (it activates the bundle once)
     return process, gateway_port

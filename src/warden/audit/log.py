@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -269,7 +269,7 @@ class DecisionLog:
     def _write(self, connection: Connection, batch: list[_Item]) -> None:
         self.store.turns.wait_turn()  # an urgent write (a containment) goes first
         try:
-            with self._writers.held(), connection.begin():
+            with self._transaction(connection):
                 frontier = self._locked_frontier(connection)
                 self._insert(connection, frontier, batch)
             self._frontier = frontier
@@ -280,6 +280,13 @@ class DecisionLog:
             _settle([i.waiter for i in batch], error)
             return
         _settle([i.waiter for i in batch], None)
+
+    @contextlib.contextmanager
+    def _transaction(self, connection: Connection) -> Iterator[None]:
+        """One of the log's transactions, this process's writer's turn among those sharing
+        the store (the transaction itself takes the log's lock: see _locked_frontier)."""
+        with self._writers.held(), connection.begin():
+            yield
 
     def _locked_frontier(self, connection: Connection) -> Frontier:
         """Take the log's lock; the tree as it is now (another process may have appended)."""
@@ -342,7 +349,7 @@ class DecisionLog:
     def _sign_checkpoint(
         self, connection: Connection, *, force: bool
     ) -> checkpoints.Checkpoint | None:
-        with self._writers.held(), connection.begin():
+        with self._transaction(connection):
             frontier = self._locked_frontier(connection)
             if frontier.size == 0:
                 return None
@@ -375,7 +382,7 @@ class DecisionLog:
 
     def _follow_sources(self, connection: Connection) -> None:
         try:
-            with self._writers.held(), connection.begin():
+            with self._transaction(connection):
                 frontier = self._locked_frontier(connection)
                 items: list[_Item] = []
                 for source in sources.SOURCES:

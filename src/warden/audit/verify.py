@@ -8,20 +8,17 @@ does not match, one edited with its hash recomputed or moved (MAC), a missing po
 checkpoint that is forged, or that the entries no longer produce, or that is beyond the end of
 the log (a truncated tail).
 
-The scan is split across processes in chunks of 2^16 entries: each worker hashes its chunks
-and returns, per chunk, the chunk's root and the partial frontiers the checkpoints inside it
-need; the parent folds them into the roots at every checkpoint size.
+The scan (:mod:`warden.audit.scan`) is split across worker processes in chunks of 2^16
+entries: each worker hashes its chunks and returns, per chunk, the chunk's root and the partial
+frontiers the checkpoints inside it need; the parent folds them into the roots at every
+checkpoint size.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
-from typing import Any
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -29,27 +26,11 @@ from warden.audit import checkpoint as checkpoints
 from warden.audit.checkpoint import Checkpoint, CheckpointInvalid, VerifierKey
 from warden.audit.merkle import EMPTY_ROOT, Frontier, fold, frontier_of
 from warden.audit.retention import archived_to
-from warden.store import Store, open_store
+from warden.audit.scan import CHUNK_LEVEL, Chunk, Database, Job, Problem, scan, scan_in_workers
+from warden.store import Store
 
-CHUNK_LEVEL = 16
-CHUNK = 1 << CHUNK_LEVEL
-PARALLEL_FROM = 2 * CHUNK  # smaller logs are verified in this process
-_RANGE = {
-    True: "SELECT seq, entry, leaf_hash, mac FROM audit_entries"
-    " WHERE seq >= ? AND seq < ? ORDER BY seq",
-    False: "SELECT seq, entry, leaf_hash, mac FROM audit_entries"
-    " WHERE seq >= %s AND seq < %s ORDER BY seq",
-}
-
-
-@dataclass(frozen=True)
-class Problem:
-    where: str
-    what: str
-    seq: int | None = None
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.what}"
+__all__ = ["Problem", "Report", "verify_log"]
+PARALLEL_FROM = 2  # chunks: smaller logs are verified in this process
 
 
 @dataclass
@@ -69,16 +50,6 @@ class Report:
         return max(0, self.size - self.verified_size)
 
 
-@dataclass
-class _Chunk:
-    index: int
-    count: int = 0
-    root: bytes | None = None  # when the chunk is full
-    partial: dict[int, list[bytes]] = field(default_factory=dict)  # size -> frontier nodes
-    tail: list[bytes] = field(default_factory=list)  # frontier of a last, partial chunk
-    problems: list[Problem] = field(default_factory=list)
-
-
 def verify_log(
     store: Store,
     key: VerifierKey,
@@ -86,9 +57,12 @@ def verify_log(
     mac_key: bytes | None = None,
     kept: list[tuple[str, str]] = (),  # type: ignore[assignment]
     workers: int | None = None,
+    chunk_level: int = CHUNK_LEVEL,
 ) -> Report:
     """Verify the log in ``store`` against the checkpoints it holds and those in ``kept``
-    (source, note) that a witness or a verifier kept."""
+    (source, note) that a witness or a verifier kept. ``workers``: how many worker processes
+    scan the entries (by default one per core, up to 4, for logs of more than two chunks of
+    2^``chunk_level`` entries; smaller ones are scanned in this process)."""
     report = Report()
     signed = _checkpoints(store, key, list(kept), report)
     size = _size(store)
@@ -101,8 +75,8 @@ def verify_log(
     first = archived_to(store)  # entries before it live in archive files
     report.verified_size = first  # (their files verify on their own: verify_archive)
     sizes = sorted(s for s in signed if first < s <= size)
-    chunks = _scan(store, first, size, sizes, mac_key, workers)
-    roots = _roots(chunks, sizes)
+    chunks = _scan(store, first, size, sizes, mac_key, workers, chunk_level)
+    roots = _roots(chunks, sizes, chunk_level)
     for chunk in chunks:
         report.problems.extend(chunk.problems)
     located = sorted(p.seq for p in report.problems if p.seq is not None)
@@ -168,123 +142,59 @@ def _scan(
     sizes: list[int],
     mac_key: bytes | None,
     workers: int | None,
-) -> list[_Chunk]:
-    count = (size + CHUNK - 1) // CHUNK
-    archived = [_archived_chunk(store, i) for i in range(first // CHUNK)]
-    todo = list(range(first // CHUNK, count))
-    if size - first < PARALLEL_FROM:
-        return archived + _scan_chunks(todo, first, size, sizes, mac_key, store)
-    url = store.engine.url.render_as_string(hide_password=False)
+    chunk_level: int,
+) -> list[Chunk]:
+    chunk = 1 << chunk_level
+    count = (size + chunk - 1) // chunk
+    archived = [_archived_chunk(store, i, chunk_level) for i in range(first // chunk)]
+    todo = list(range(first // chunk, count))
+    prefix = _prefix(store, first, chunk_level)
+    database = _database(store)
+    if database is None or (workers is None and size - first < PARALLEL_FROM * chunk):
+        job = Job(todo, first, size, sizes, mac_key, chunk_level, prefix)
+        with store.begin() as conn:
+            return archived + scan(conn.connection, store.dialect, job)
     processes = workers or min(os.cpu_count() or 1, 4)
-    shares = [todo[i::processes] for i in range(processes)]
-    context = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        jobs = [(url, share, first, size, sizes, mac_key) for share in shares]
-        scanned = [chunk for part in pool.map(_scan_in_process, jobs) for chunk in part]
-    return archived + sorted(scanned, key=lambda c: c.index)
+    jobs = [
+        Job(todo[i::processes], first, size, sizes, mac_key, chunk_level, prefix)
+        for i in range(processes)
+        if todo[i::processes]
+    ]
+    return archived + scan_in_workers(database, jobs)
 
 
-def _archived_chunk(store: Store, index: int) -> _Chunk:
+def _database(store: Store) -> Database | None:
+    """Where worker processes find the store (None: only this process can, in memory)."""
+    url = store.engine.url
+    if store.dialect == "sqlite":
+        if url.database in (None, "", ":memory:"):
+            return None
+        return Database("sqlite", str(Path(url.database).resolve()))
+    return Database(
+        store.dialect, url.set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+
+
+def _archived_chunk(store: Store, index: int, chunk_level: int) -> Chunk:
     from warden.audit.log import _perfect
 
     with store.begin() as conn:
-        return _Chunk(index, CHUNK, _perfect(conn)(CHUNK_LEVEL, index))
+        return Chunk(index, 1 << chunk_level, _perfect(conn)(chunk_level, index))
 
 
-def _scan_in_process(
-    args: tuple[str, list[int], int, int, list[int], bytes | None],
-) -> list[_Chunk]:
-    url, share, first, size, sizes, mac_key = args
-    store = open_store(url, migrate=False)
-    try:
-        return _scan_chunks(share, first, size, sizes, mac_key, store)
-    finally:
-        store.dispose()
+def _prefix(store: Store, first: int, chunk_level: int) -> list[bytes]:
+    """The frontier of the archived start of the chunk holding ``first``, from the stored tree."""
+    base = first >> chunk_level << chunk_level
+    if first == base:
+        return []
+    from warden.audit.log import _perfect
 
-
-def _scan_chunks(
-    share: list[int], first: int, size: int, sizes: list[int], mac_key: bytes | None, store: Store
-) -> list[_Chunk]:
     with store.begin() as conn:
-        return [_scan_chunk(conn, index, first, size, sizes, mac_key) for index in share]
-
-
-def _scan_chunk(
-    conn: Any, index: int, first: int, size: int, sizes: list[int], mac_key: bytes | None
-) -> _Chunk:
-    base = index * CHUNK
-    start, end = max(base, first), min(base + CHUNK, size)
-    chunk = _Chunk(index)
-    wanted = {s - base for s in sizes if start < s <= end}
-    frontier = Frontier()
-    if start > base:  # the chunk's archived part, from the stored tree
-        from warden.audit.log import _perfect
-
         perfect = _perfect(conn)
-        frontier = frontier_of(start - base, lambda lv, i: perfect(lv, (base >> lv) + i))
-    expected = start
-    # The driver's own cursor: SQLAlchemy's row objects cost more than the checks.
-    cursor = conn.connection.cursor()
-    cursor.execute(_RANGE[conn.dialect.name == "sqlite"], (start, end))
-    append, problems = frontier.push, chunk.problems
-    sha256 = hashlib.sha256
-    # The MAC key's padded states, made once: a copy per entry skips HMAC's key set-up (two of
-    # the three SHA-256 compressions an entry's MAC would otherwise cost).
-    keyed = hmac.new(mac_key, digestmod="sha256") if mac_key is not None else None
-    while rows := cursor.fetchmany(8192):
-        for seq, raw, stored, mac in rows:
-            if seq != expected:
-                problems.append(
-                    Problem(f"entries {expected}-{seq - 1}", "missing (deleted)", expected)
-                )
-            expected = seq + 1
-            entry = raw if type(raw) is bytes else bytes(raw)
-            leaf = sha256(b"\x00" + entry).digest()
-            if (
-                leaf != stored
-                or (keyed is not None and _mac(keyed, seq.to_bytes(8, "big") + leaf) != mac)
-                or b'"seq":%d' % seq not in entry
-            ):
-                _, problem = _check_entry(seq, entry, bytes(stored), bytes(mac), mac_key)
-                if problem is not None:
-                    problems.append(problem)
-            append(leaf)
-            if expected - base in wanted:
-                chunk.partial[expected] = list(frontier.nodes)
-    if expected < end:
-        chunk.problems.append(
-            Problem(f"entries {expected}-{end - 1}", "missing (deleted)", expected)
-        )
-    chunk.count = frontier.size
-    if frontier.size == CHUNK:
-        chunk.root = frontier.root()
-    else:
-        chunk.tail = list(frontier.nodes)
-    return chunk
+        return list(frontier_of(first - base, lambda lv, i: perfect(lv, (base >> lv) + i)).nodes)
 
 
-def _mac(keyed: hmac.HMAC, data: bytes) -> bytes:
-    mac = keyed.copy()
-    mac.update(data)
-    return mac.digest()
-
-
-def _check_entry(
-    seq: int, entry: bytes, stored: bytes, mac: bytes, mac_key: bytes | None
-) -> tuple[bytes, Problem | None]:
-    """The entry's leaf hash, recomputed, and what is wrong with the entry if anything."""
-    leaf = hashlib.sha256(b"\x00" + entry).digest()
-    if leaf != stored:
-        return leaf, Problem(f"entry {seq}", "modified: its hash does not match", seq)
-    if mac_key is not None and hmac.digest(mac_key, seq.to_bytes(8, "big") + leaf, "sha256") != mac:
-        what = "modified and re-hashed, or moved: its MAC does not match"
-        return leaf, Problem(f"entry {seq}", what, seq)
-    if b'"seq":%d' % seq not in entry:
-        return leaf, Problem(f"entry {seq}", "holds another position's entry", seq)
-    return leaf, None
-
-
-def _roots(chunks: list[_Chunk], sizes: list[int]) -> dict[int, bytes]:
+def _roots(chunks: list[Chunk], sizes: list[int], chunk_level: int) -> dict[int, bytes]:
     """The tree's root at each checkpoint size, from the chunks' roots and partial frontiers."""
     roots: dict[int, bytes] = {}
     if 0 in sizes:
@@ -296,6 +206,7 @@ def _roots(chunks: list[_Chunk], sizes: list[int]) -> dict[int, bytes]:
         if chunk.root is None:
             break  # the last, partial chunk
         full.append(chunk.root)
-        if (chunk.index + 1) * CHUNK in sizes:
-            roots[(chunk.index + 1) * CHUNK] = full.root()
+        end = (chunk.index + 1) << chunk_level
+        if end in sizes:
+            roots[end] = full.root()
     return roots

@@ -22,7 +22,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from statistics import median
 
@@ -42,7 +41,7 @@ from warden.clock import utcnow
 from warden.config import load_settings
 from warden.identity.authority import IdentityAuthority
 from warden.identity.ca import CertificateAuthority, FileKeyManager
-from warden.policy.model import new_decision_id
+from warden.policy.model import Decision, new_decision_id
 from warden.store import open_store
 from warden.transport.loop import tune_for_serving
 
@@ -72,11 +71,12 @@ async def append_for(authority: IdentityAuthority, seconds: float) -> tuple[int,
 
     async def writer() -> None:
         nonlocal done
-        # The decision is made once; each append is a new decision id (what the log costs,
-        # not what making a decision costs).
-        decision, request = a_decision(**CONTEXT)
+        # The decision is made once; each append is a new decision (its own id and time),
+        # made with the constructor: what the log costs, not what dataclasses.replace costs.
+        d, request = a_decision(**CONTEXT)
+        rest = (d.reasons, d.obligations, d.risk, d.policy_revision, d.work_order)
         while time.perf_counter() < deadline:
-            fresh = replace(decision, decision_id=new_decision_id(), at=utcnow())
+            fresh = Decision(new_decision_id(), d.decision, *rest, utcnow(), d.errors, d.health)
             await log.record_async(fresh, request, enforcement_point=GATEWAY)
             done += 1
 

@@ -1,13 +1,12 @@
 """Scanning the log for verification: in this process and in worker processes that read the
 store themselves (SQLite and PostgreSQL), with checkpoints inside and across chunks, after an
-archived prefix, a worker that fails; and the level-at-a-time tree and the MAC from padded
-states that the scan uses, against the general ones."""
+archived prefix, a worker that fails; and the level-at-a-time tree the scan builds, against
+one built a leaf at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from tests.support.audit import GATEWAY, a_decision, log_key
 from warden.audit.log import DecisionLog
 from warden.audit.merkle import Frontier
 from warden.audit.retention import archive
-from warden.audit.scan import Database, Job, _frontier, _levels, _mac, _pads, scan_in_workers
+from warden.audit.scan import Database, Job, _frontier, _levels, scan_in_workers
 from warden.audit.setup import open_decision_log
 from warden.audit.verify import Report, verify_log
 from warden.errors import AuditError
@@ -106,8 +105,3 @@ def test_the_level_tree_has_the_frontiers_of_one_built_a_leaf_at_a_time(
     for leaf in leaves[:count]:
         frontier.push(leaf)
     assert _frontier(_levels(leaves), count) == frontier.nodes
-
-
-@given(st.binary(max_size=100), st.binary(max_size=80))
-def test_the_mac_from_padded_states_is_hmac_sha256(key: bytes, message: bytes) -> None:
-    assert _mac(_pads(key), message) == hmac.digest(key, message, "sha256")

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from warden.keyed_hash import HmacSha256
+
 ED25519 = b"\x01"  # the signed-note signature type of Ed25519
 
 
@@ -45,7 +47,7 @@ class LogKeys:
         self._mac_key = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"warden audit entry mac v1"
         ).derive(raw)
-        self._keyed = hmac.new(self._mac_key, digestmod="sha256")
+        self._keyed = HmacSha256(self._mac_key)
 
     def sign_note(self, text: bytes) -> str:
         """The signature line for note ``text`` (which ends in a newline)."""
@@ -55,9 +57,7 @@ class LogKeys:
     def mac(self, data: bytes) -> bytes:
         """HMAC-SHA256 of ``data`` under the entry MAC key (from the key's padded states,
         made once: each entry's MAC skips the key set-up)."""
-        mac = self._keyed.copy()
-        mac.update(data)
-        return mac.digest()
+        return self._keyed.digest(data)
 
     @property
     def entry_mac_key(self) -> bytes:

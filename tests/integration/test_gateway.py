@@ -364,6 +364,17 @@ def test_body_fields_reach_the_policy_and_long_urls_are_refused(setup: Setup) ->
         assert (long.status_code, long.json()["reason"]) == (431, "request_too_large")
 
 
+def test_json_nested_past_the_parsers_depth_is_refused_on_record(setup: Setup) -> None:
+    deep = b'{"rows": ' + b"[" * 5000 + b"]" * 5000 + b"}"  # 10 KB, far below the body limit
+    with setup.client(setup.creds("invoice-bot")) as client:
+        response = client.post(
+            "/ledger/invoices", content=deep, headers={"content-type": "application/json"}
+        )
+    assert (response.status_code, response.json()["reason"]) == (400, "ambiguous_request")
+    assert recorded(setup, response.json()["decision_id"])["decision"] == "deny"
+    assert setup.upstream.seen == []
+
+
 def test_inspection_hooks_can_replace_a_response_with_a_denial(setup: Setup) -> None:
     seen: list[int] = []
 
@@ -376,6 +387,21 @@ def test_inspection_hooks_can_replace_a_response_with_a_denial(setup: Setup) -> 
         response = client.get("/ledger/invoices")
     assert (response.status_code, response.json()["reason"]) == (403, "too_many_ssns")
     assert seen == [12]
+
+
+def test_a_fault_inside_the_gateway_is_a_recorded_deny(setup: Setup) -> None:
+    def broken(decision: object, route: object, body: bytes) -> str | None:
+        raise KeyError("a hook with a bug")
+
+    setup.gateway.gateway.inspectors.append(broken)
+    with setup.client(setup.creds("invoice-bot")) as client:
+        response = client.get("/ledger/invoices")
+    assert (response.status_code, response.json()["reason"]) == (500, "internal_error")
+    assert b"ssn" not in response.content  # nothing of the upstream's answer got out
+    record = recorded(setup, response.json()["decision_id"])
+    assert record["decision"] == "deny"
+    assert record["reasons"][0]["policy"] == "internal_error"  # type: ignore[index]
+    assert "KeyError" in record["reasons"][0]["message"]  # type: ignore[index]
 
 
 def test_nothing_is_answered_without_its_record(setup: Setup) -> None:

@@ -275,6 +275,19 @@ def test_a_batch_is_rejected(mcp_setup: McpSetup) -> None:
     assert recorded(mcp_setup, body["error"]["data"]["decision_id"])["decision"] == "deny"
 
 
+def test_a_message_nested_past_the_parsers_depth_is_refused_on_record(
+    mcp_setup: McpSetup,
+) -> None:
+    call = json.dumps(rpc("tools/call", meta({"name": "invoice_search", "arguments": {}})))
+    deep = call[:-1] + ', "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    with mcp_setup.raw("invoice-bot") as http:
+        answer = http.post(PATH, content=deep, headers=modern("tools/call", "invoice_search"))
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert (error["code"], error["data"]["reason"]) == (-32700, "mcp_parse_error")
+    assert recorded(mcp_setup, error["data"]["decision_id"])["decision"] == "deny"
+
+
 def test_an_unknown_method_is_denied(mcp_setup: McpSetup) -> None:
     with mcp_setup.raw("invoice-bot") as http:
         answer = http.post(

@@ -5,9 +5,9 @@ as ``data:export``."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+from warden import untrusted_json
 from warden.enforce.exchange import Incoming, RecordFailed
 from warden.enforce.routes import Route
 from warden.policy.model import Decision, DecisionRequest
@@ -28,7 +28,7 @@ def request_document(incoming: Incoming) -> Any:
     kind = (incoming.header(b"content-type") or "").lower()
     if "json" in kind:
         try:
-            return json.loads(incoming.body)
+            return untrusted_json.loads(incoming.body)
         except ValueError:
             pass
     return [incoming.body.decode("utf-8", errors="replace")]
@@ -119,7 +119,7 @@ def mcp_records(result: dict[str, Any]) -> list[Any]:
         if not isinstance(text, str):
             continue
         try:
-            parsed = json.loads(text)
+            parsed = untrusted_json.loads(text)
         except ValueError:
             records.append(text)
             continue

@@ -56,6 +56,7 @@ class RecordFailed(Exception):
 
 
 RECORD_FAILED = Refused(503, "record_failed", "the decision could not be recorded")
+INTERNAL_ERROR = Refused(500, "internal_error", "the gateway failed on this request")
 
 
 @dataclass

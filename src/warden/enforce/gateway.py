@@ -12,6 +12,7 @@ recorded: Warden fails closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -27,6 +28,7 @@ from warden.enforce.data_checks import region_of, request_document
 from warden.enforce.decision_header import AGENT_HEADER, HEADER, DecisionHeaderSigner
 from warden.enforce.exchange import (
     CLOSE,
+    INTERNAL_ERROR,
     RECORD_FAILED,
     SPOOFABLE,
     Incoming,
@@ -127,6 +129,8 @@ class Gateway:
             await self._answer_refused(send, incoming, decision, refused)
             if request is not None:
                 observe(self, incoming, request, decision)
+        except Exception as exc:  # a fault inside Warden: refused and on record, never passed
+            await self._fault(send, incoming, request, exc)
         finally:
             self.metrics.timed_request(time.perf_counter() - started)
 
@@ -386,6 +390,21 @@ class Gateway:
             await self.mcp.answer_refused(send, None, decision, refused)
         else:
             await answer_deny(send, decision, refused.status, refused.headers)
+
+    async def _fault(
+        self, send: Any, incoming: Incoming, request: DecisionRequest | None, exc: Exception
+    ) -> None:
+        """A request Warden itself failed on: a deny on record, answered 500 if the answer
+        has not begun (if it has, the connection just ends)."""
+        log.exception("gateway: a request failed inside Warden")
+        decision = refusal("internal_error", f"the gateway failed: {type(exc).__name__}")
+        refused = INTERNAL_ERROR
+        try:
+            await self.record(decision, request or anonymous_request(incoming))
+        except RecordFailed:
+            refused = RECORD_FAILED
+        with contextlib.suppress(Exception):
+            await self._answer_refused(send, incoming, decision, refused)
 
     def _is_mcp(self, incoming: Incoming) -> bool:
         try:

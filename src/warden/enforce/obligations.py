@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from warden import untrusted_json
+
 REDACTED = "[REDACTED]"
 UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -78,7 +80,7 @@ def needs_body(obligations: tuple[str, ...]) -> bool:
 def apply_to_body(obligations: tuple[str, ...], body: bytes) -> tuple[bytes, list[str]]:
     """Apply response obligations to a JSON body; returns the new body and what was done.
     A body that is not JSON cannot be inspected: it is refused (ValueError), never passed."""
-    document = json.loads(body)
+    document = untrusted_json.loads(body)
     done: list[str] = []
     for obligation in obligations:
         kind, _, value = obligation.partition(":")

@@ -9,7 +9,6 @@ upstream will serve. An unknown route is denied.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from urllib.parse import parse_qsl, unquote
 
 import yaml
 
+from warden import untrusted_json
 from warden.errors import ConfigError, UntrustedInputError
 from warden.identity.spiffe_id import SpiffeId
 from warden.policy.model import Resource
@@ -123,7 +123,7 @@ def extract_args(
         if not content_type.startswith("application/json"):
             raise AmbiguousRequest("this route reads JSON bodies only")
         try:
-            document = json.loads(body)
+            document = untrusted_json.loads(body)
         except ValueError as exc:
             raise AmbiguousRequest("the body is not JSON") from exc
         if isinstance(document, dict):

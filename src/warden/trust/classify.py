@@ -49,19 +49,6 @@ class Classification:
         }
 
 
-def loads(body: bytes) -> Any:
-    """JSON as the gateway reads answers: orjson, or the standard library for what orjson
-    refuses and JSON allows (integers past 64 bits). ValueError when it is not JSON."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(body)
-    except RecursionError as exc:
-        raise ValueError("JSON nested too deep") from exc
-
-
 def records_of(document: Any) -> list[Any]:
     if isinstance(document, list):
         return document

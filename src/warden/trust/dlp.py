@@ -21,9 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from warden.trust.classify import Classification, classify, loads
+from warden.trust.classify import Classification, classify
 from warden.trust.events import TrustEvent, TrustEvents
 from warden.trust.windows import CLASSES, WINDOWS, SharedStateUnavailable, Windows
+from warden.untrusted_json import loads
 
 EXPORT_TOOL_WORDS = ("export", "dump", "download_all", "bulk", "backup")
 USUAL_WEIGHT = 0.1  # how fast an agent's usual record count follows what it gets

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from warden import untrusted_json
 from warden.enforce.routes import Route
 from warden.errors import UntrustedInputError
 from warden.policy.model import Resource
@@ -67,7 +68,7 @@ class Message:
 def parse(data: bytes) -> Message:
     """The one message a client POSTed; :class:`McpRefused` says what is wrong with it."""
     try:
-        document = json.loads(data)
+        document = untrusted_json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise McpRefused(400, "mcp_parse_error", PARSE_ERROR, "the body is not JSON") from exc
     if isinstance(document, list):

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from warden import untrusted_json
 from warden.enforce.data_checks import answer_verdict, declared_class, mcp_records
 from warden.enforce.exchange import RecordFailed, refusal
 from warden.enforce.mcp import messages
@@ -48,7 +49,7 @@ class Screen:
     async def json(self, exchange: Exchange, decision: Decision, body: bytes) -> bytes | None:
         """The answer to pass for a JSON body (None: it cannot be read, so nothing passes)."""
         try:
-            document = json.loads(body)
+            document = untrusted_json.loads(body)
         except ValueError:
             return None
         return await self.message(exchange, decision, document, body)
@@ -58,7 +59,7 @@ class Screen:
     ) -> bytes | None:
         """The event to pass for an SSE event's data (None: nothing)."""
         try:
-            document = json.loads(data)
+            document = untrusted_json.loads(data)
         except ValueError:
             log.warning("decision %s: a non-JSON event dropped", decision.decision_id)
             return None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 import secrets
@@ -16,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from warden import untrusted_json
 from warden.clock import as_utc, utcnow
 from warden.errors import UntrustedInputError
 from warden.identity.attestation.events import record_attempt
@@ -39,7 +39,7 @@ def check_cyclonedx(sbom: bytes) -> None:
     if len(sbom) > MAX_SBOM_BYTES:
         raise UntrustedInputError("the SBOM is larger than 8 MiB", code="invalid_sbom")
     try:
-        document = json.loads(sbom)
+        document = untrusted_json.loads(sbom)
     except (ValueError, UnicodeDecodeError) as exc:
         raise UntrustedInputError("the SBOM is not JSON", code="invalid_sbom") from exc
     if not isinstance(document, dict) or document.get("bomFormat") != "CycloneDX":

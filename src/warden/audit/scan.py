@@ -26,7 +26,7 @@ from typing import Any
 from warden.errors import AuditError
 from warden.keyed_hash import HmacSha256
 
-CHUNK_LEVEL = 16  # 2^16 entries a chunk: a worker's unit of work
+CHUNK_LEVEL = 13  # 2^13 entries a chunk: a unit of a worker's work, small enough to share evenly
 _RANGE = (
     "SELECT seq, entry, leaf_hash, mac FROM audit_entries"
     " WHERE seq >= {mark} AND seq < {mark} ORDER BY seq"

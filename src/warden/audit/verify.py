@@ -8,7 +8,7 @@ does not match, one edited with its hash recomputed or moved (MAC), a missing po
 checkpoint that is forged, or that the entries no longer produce, or that is beyond the end of
 the log (a truncated tail).
 
-The scan (:mod:`warden.audit.scan`) is split across worker processes in chunks of 2^16
+The scan (:mod:`warden.audit.scan`) is split across worker processes in chunks of 2^13
 entries: each worker hashes its chunks and returns, per chunk, the chunk's root and the partial
 frontiers the checkpoints inside it need; the parent folds them into the roots at every
 checkpoint size.
@@ -30,7 +30,7 @@ from warden.audit.scan import CHUNK_LEVEL, Chunk, Database, Job, Problem, scan, 
 from warden.store import Store
 
 __all__ = ["Problem", "Report", "verify_log"]
-PARALLEL_FROM = 2  # chunks: smaller logs are verified in this process
+PARALLEL_FROM = 8  # chunks (65,536 entries): smaller logs are verified in this process
 
 
 @dataclass
@@ -61,7 +61,7 @@ def verify_log(
 ) -> Report:
     """Verify the log in ``store`` against the checkpoints it holds and those in ``kept``
     (source, note) that a witness or a verifier kept. ``workers``: how many worker processes
-    scan the entries (by default one per core, up to 4, for logs of more than two chunks of
+    scan the entries (by default one per core, up to 4, for logs of more than eight chunks of
     2^``chunk_level`` entries; smaller ones are scanned in this process)."""
     report = Report()
     signed = _checkpoints(store, key, list(kept), report)

@@ -11,7 +11,11 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.audit import GATEWAY, a_decision
+from warden.audit.setup import open_decision_log
 from warden.cli.main import app
+from warden.config import load_settings
+from warden.identity.authority import open_authority
 from warden.local.postgres import PostgresCluster, start_cluster
 from warden.store import open_store
 
@@ -109,6 +113,17 @@ def test_warden_runs_its_store_over_mutual_tls(
     warden("--state-dir", str(state), "--database-url", url, "agent", "register", "billing",
            "--owner", "finance")  # fmt: skip
     assert "billing" in warden("--state-dir", str(state), "--database-url", url, "agent", "list")
+    authority = open_authority(load_settings(state_dir=state, database_url=url))
+    log = open_decision_log(authority)
+    for allow in (True, False, True):
+        log.record(*a_decision(allow=allow), enforcement_point=GATEWAY)
+    log.close()
+    authority.store.dispose()
+    # The verifier's worker processes open the store themselves, over the same mutual TLS.
+    verified_log = warden(
+        "--state-dir", str(state), "--database-url", url, "audit", "verify", "--workers", "2"
+    )
+    assert "verified 3 entries" in verified_log
     store = open_store(url)
     try:
         with store.engine.connect() as conn:

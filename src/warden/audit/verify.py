@@ -62,7 +62,7 @@ def verify_log(
     """Verify the log in ``store`` against the checkpoints it holds and those in ``kept``
     (source, note) that a witness or a verifier kept. ``workers``: how many worker processes
     scan the entries (by default one per core, up to 4, for logs of more than eight chunks of
-    2^``chunk_level`` entries; smaller ones are scanned in this process)."""
+    2^``chunk_level`` entries, smaller ones in this process; 0: always in this process)."""
     report = Report()
     signed = _checkpoints(store, key, list(kept), report)
     size = _size(store)
@@ -150,7 +150,8 @@ def _scan(
     todo = list(range(first // chunk, count))
     prefix = _prefix(store, first, chunk_level)
     database = _database(store)
-    if database is None or (workers is None and size - first < PARALLEL_FROM * chunk):
+    small = size - first < PARALLEL_FROM * chunk
+    if database is None or workers == 0 or (workers is None and small):
         job = Job(todo, first, size, sizes, mac_key, chunk_level, prefix)
         with store.begin() as conn:
             return archived + scan(conn.connection, store.dialect, job)

@@ -355,6 +355,8 @@ def test_audit_commands(state: Path, tmp_path: Path) -> None:
     assert code == 0 and note.splitlines()[1] == "3"
     code, out = warden(state, "audit", "verify")
     assert code == 0 and "verified 3 entries" in out
+    code, out = warden(state, "audit", "verify", "--workers", "2")  # scanned by two processes
+    assert code == 0 and "verified 3 entries" in out
     code, out = warden(state, "audit", "prove", ids[1])
     proof = json.loads(out)
     assert code == 0 and proof["seq"] == 1 and proof["tree_size"] == 3 and proof["path"]

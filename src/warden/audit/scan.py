@@ -3,10 +3,11 @@ Merkle tree over them.
 
 The verifier (:mod:`warden.audit.verify`) scans a large log in one worker process per core:
 ``python -m warden.audit.scan`` takes a :class:`Job` on stdin and writes its chunks to stdout.
-This module imports nothing but the standard library, so a worker is up in tens of
-milliseconds; a worker started by ``multiprocessing`` re-imports the parent's main module
-(Warden's whole command line) and spent about a second of a five-second verification starting.
-The job and the chunks cross a pipe between a verifier and the worker it started, pickled.
+This module imports only the standard library (and Warden's errors and keyed hash, which
+import nothing else), so a worker is up in tens of milliseconds; a worker started by
+``multiprocessing`` re-imports the parent's main module (Warden's whole command line) and
+spent about a second of a five-second verification starting. The job and the chunks cross a
+pipe between a verifier and the worker it started, pickled.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ Merkle tree over them.
 
 The verifier (:mod:`warden.audit.verify`) scans a large log in one worker process per core:
 ``python -m warden.audit.scan`` takes a :class:`Job` on stdin and writes its chunks to stdout.
-This module imports only the standard library (and Warden's errors and keyed hash, which
-import nothing else), so a worker is up in tens of milliseconds; a worker started by
+This module imports only the standard library (and Warden's errors, keyed hash and Merkle
+hashes, which import nothing else), so a worker is up in tens of milliseconds; a worker started by
 ``multiprocessing`` re-imports the parent's main module (Warden's whole command line) and
 spent about a second of a five-second verification starting. The job and the chunks cross a
 pipe between a verifier and the worker it started, pickled.
@@ -24,15 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from warden.audit.merkle import Frontier, fold, frontier_of, leaf_hash
 from warden.errors import AuditError
 from warden.keyed_hash import HmacSha256
 
 CHUNK_LEVEL = 13  # 2^13 entries a chunk: a unit of a worker's work, small enough to share evenly
+_sha256 = hashlib.sha256  # the hot loops inline merkle's leaf and node hashes: 2% of a scan
 _RANGE = (
     "SELECT seq, entry, leaf_hash, mac FROM audit_entries"
     " WHERE seq >= {mark} AND seq < {mark} ORDER BY seq"
 )
-_sha256 = hashlib.sha256
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def check_entry(
     seq: int, entry: bytes, stored: bytes, mac: bytes, mac_key: bytes | None
 ) -> Problem | None:
     """What is wrong with one entry, if anything."""
-    leaf = _sha256(b"\x00" + entry).digest()
+    leaf = leaf_hash(entry)
     if leaf != stored:
         return Problem(f"entry {seq}", "modified: its hash does not match", seq)
     if mac_key is not None and HmacSha256(mac_key).digest(seq.to_bytes(8, "big") + leaf) != mac:
@@ -178,7 +179,7 @@ def _scan_chunk(cursor: Any, statement: str, index: int, job: Job) -> Chunk:
                 )
             expected = seq + 1
             entry = raw if type(raw) is bytes else bytes(raw)
-            leaf = _sha256(b"\x00" + entry).digest()
+            leaf = _sha256(b"\x00" + entry).digest()  # leaf_hash, inlined: once per entry
             if keyed is None:  # an outside verifier: the entry must say its own position
                 good = leaf == stored and b'"seq":%d' % seq in entry
             else:  # the MAC binds leaf and position: the entry's "seq" field adds nothing
@@ -200,7 +201,7 @@ def _scan_chunk(cursor: Any, statement: str, index: int, job: Job) -> Chunk:
         nodes = _frontier(levels, len(leaves))
     chunk.count = (start - base) + len(leaves)
     if chunk.count == size_of_chunk:
-        chunk.root = _fold(nodes)
+        chunk.root = fold(nodes)
     else:
         chunk.tail = nodes
     return chunk
@@ -216,15 +217,14 @@ def _levels(leaves: list[bytes]) -> list[list[bytes]]:
         return zip(nodes[::2], nodes[1::2], strict=False)  # an odd last node stays unpaired
 
     while len(layer) > 1:
-        layer = [_sha256(b"\x01" + a + b).digest() for a, b in pairs(layer)]
+        layer = [_sha256(b"\x01" + a + b).digest() for a, b in pairs(layer)]  # node_hash
         levels.append(layer)
     return levels
 
 
 def _frontier(levels: list[list[bytes]], n: int) -> list[bytes]:
-    """The frontier of the first ``n`` leaves: the perfect subtree at each 1-bit of ``n``."""
-    bits = range(n.bit_length() - 1, -1, -1)
-    return [levels[bit][(n >> bit) - 1] for bit in bits if n >> bit & 1]
+    """The frontier of the first ``n`` leaves, from the levels of a tree over at least ``n``."""
+    return frontier_of(n, lambda level, index: levels[level][index]).nodes
 
 
 def _pushed(
@@ -232,8 +232,6 @@ def _pushed(
 ) -> tuple[dict[int, list[bytes]], list[bytes]]:
     """The frontier after ``leaves``, continuing one over ``archived`` stored leaves, a leaf
     at a time; and the frontier at each marked count."""
-    from warden.audit.merkle import Frontier
-
     frontier = Frontier(archived, prefix)
     at = {n: s for s, n in marks.items()}
     partial = {}
@@ -242,13 +240,6 @@ def _pushed(
         if count in at:
             partial[at[count]] = list(frontier.nodes)
     return partial, list(frontier.nodes)
-
-
-def _fold(nodes: list[bytes]) -> bytes:
-    acc = nodes[-1]
-    for node in reversed(nodes[:-1]):
-        acc = _sha256(b"\x01" + node + acc).digest()
-    return acc
 
 
 def _worker() -> None:

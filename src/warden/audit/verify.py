@@ -3,7 +3,9 @@
 ``verify_log`` recomputes every leaf from its entry, rebuilds the tree and compares its root at
 each checkpoint's size with the signed root; it checks every checkpoint's signature, that the
 log still holds every entry a checkpoint (the log's own, a witness's, or one a verifier kept)
-covers, and, with the log's keys, each entry's MAC. Problems are located: an entry whose hash
+covers, and, with the log's keys, the MAC of each entry after the newest checkpoint (the
+signed root binds the ones before it; when a root does not match, every MAC is checked to
+say which entry was changed). Problems are located: an entry whose hash
 does not match, one edited with its hash recomputed or moved (MAC), a missing position, a
 checkpoint that is forged, or that the entries no longer produce, or that is beyond the end of
 the log (a truncated tail).
@@ -75,8 +77,14 @@ def verify_log(
     first = archived_to(store)  # entries before it live in archive files
     report.verified_size = first  # (their files verify on their own: verify_archive)
     sizes = sorted(s for s in signed if first < s <= size)
-    chunks = _scan(store, first, size, sizes, mac_key, workers, chunk_level)
+    # Entries under the newest checkpoint are bound to their positions by its signed root, so
+    # their MACs are checked only if a root does not match, and then to locate the edit.
+    sealed = sizes[-1] if sizes and mac_key is not None else first
+    chunks = _scan(store, Span(first, size, sealed), sizes, mac_key, workers, chunk_level)
     roots = _roots(chunks, sizes, chunk_level)
+    if sealed > first and any(roots.get(s) != signed[s][0].root for s in sizes):
+        chunks = _scan(store, Span(first, size, first), sizes, mac_key, workers, chunk_level)
+        roots = _roots(chunks, sizes, chunk_level)
     for chunk in chunks:
         report.problems.extend(chunk.problems)
     located = sorted(p.seq for p in report.problems if p.seq is not None)
@@ -135,15 +143,24 @@ def _checkpoints(
     return good
 
 
+@dataclass(frozen=True)
+class Span:
+    """The entries to scan, [first, size), and where their MACs start to be checked."""
+
+    first: int
+    size: int
+    mac_from: int
+
+
 def _scan(
     store: Store,
-    first: int,
-    size: int,
+    span: Span,
     sizes: list[int],
     mac_key: bytes | None,
     workers: int | None,
     chunk_level: int,
 ) -> list[Chunk]:
+    first, size = span.first, span.size
     chunk = 1 << chunk_level
     count = (size + chunk - 1) // chunk
     archived = [_archived_chunk(store, i, chunk_level) for i in range(first // chunk)]
@@ -152,12 +169,12 @@ def _scan(
     database = _database(store)
     small = size - first < PARALLEL_FROM * chunk
     if database is None or workers == 0 or (workers is None and small):
-        job = Job(todo, first, size, sizes, mac_key, chunk_level, prefix)
+        job = Job(todo, first, size, sizes, mac_key, chunk_level, prefix, span.mac_from)
         with store.begin() as conn:
             return archived + scan(conn.connection, store.dialect, job)
     processes = workers or min(os.cpu_count() or 1, 4)
     jobs = [
-        Job(todo[i::processes], first, size, sizes, mac_key, chunk_level, prefix)
+        Job(todo[i::processes], first, size, sizes, mac_key, chunk_level, prefix, span.mac_from)
         for i in range(processes)
         if todo[i::processes]
     ]

@@ -1,6 +1,7 @@
 """Scanning the log for verification: in this process and in worker processes that read the
-store themselves (SQLite and PostgreSQL), with checkpoints inside and across chunks, after an
-archived prefix, a worker that fails; and the level-at-a-time tree the scan builds, against
+store themselves (SQLite and PostgreSQL), with checkpoints inside and across chunks, an edit
+after the newest checkpoint (found by its MAC alone), after an archived prefix, a worker that
+fails; and the level-at-a-time tree the scan builds, against
 one built a leaf at a time."""
 
 from __future__ import annotations
@@ -78,6 +79,27 @@ def test_checkpoints_inside_and_across_chunks(
     assert problems[0].startswith("entry 400: modified and re-hashed"), problems
     assert "checkpoint 512: the entries do not produce its root (first bad entry 400)" in problems
     assert report.verified_size == 300  # everything up to the last good checkpoint holds
+
+
+@pytest.mark.parametrize("workers", [None, 2], ids=["in-process", "workers"])
+def test_an_edit_after_the_newest_checkpoint_is_found_by_its_mac(
+    sealed: IdentityAuthority, workers: int | None
+) -> None:
+    # Entries under a checkpoint are bound by its signed root, so a clean scan checks MACs
+    # only after the newest one: here the checkpoints past 300 are hidden, and entry 400,
+    # edited with its hash recomputed, is under no root that could give it away.
+    with sealed.store.begin() as conn:
+        conn.execute(text("DELETE FROM audit_checkpoints WHERE size > 300"))
+        entry = conn.execute(text("SELECT entry FROM audit_entries WHERE seq = 400")).scalar_one()
+        edited = bytes(entry).replace(b'"decision":"allow"', b'"decision":"deny"')
+        conn.execute(
+            text("UPDATE audit_entries SET entry = :e, leaf_hash = :h WHERE seq = 400"),
+            {"e": edited, "h": hashlib.sha256(b"\x00" + edited).digest()},
+        )
+    report = verify(sealed, workers)
+    problems = [str(p) for p in report.problems]
+    assert problems == ["entry 400: modified and re-hashed, or moved: its MAC does not match"]
+    assert report.verified_size == 300
 
 
 def test_workers_continue_from_an_archived_prefix(

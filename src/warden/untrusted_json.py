@@ -14,19 +14,21 @@ RecursionError, which escapes every ``except ValueError``, instead of being refu
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
 MAX_DEPTH = 254  # as deep as orjson writes
-_LONG = re.compile(rb"[0-9]{19}")
-_LONG_TEXT = re.compile(r"[0-9]{19}")
+# A run of 19 digits, found as 19 zeros once every digit is a zero and every other byte a
+# space: a C search, where the regular expression [0-9]{19} takes 25 ns a byte (30 us for a
+# 1 KB answer, 25 ms for a megabyte). UTF-8 puts no other character's bytes in 0x30-0x39.
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_RUN = b"0" * 19
 
 
 def loads(data: bytes | str) -> Any:
     """The document in ``data``; ValueError when it is not JSON or is nested too deep."""
-    if (_LONG_TEXT.search(data) if isinstance(data, str) else _LONG.search(data)) is not None:
+    if _has_long_run(data):
         return _by_the_standard_library(data)
     try:
         document = orjson.loads(data)
@@ -38,6 +40,11 @@ def loads(data: bytes | str) -> Any:
         except orjson.JSONEncodeError as exc:
             raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels") from exc
     return document
+
+
+def _has_long_run(data: bytes | str) -> bool:
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    return _LONG_RUN in raw.translate(_DIGITS_AS_ZEROS)
 
 
 def _by_the_standard_library(data: bytes | str) -> Any:

@@ -37,6 +37,11 @@ def test_integers_of_any_size_are_read_exactly(number: int) -> None:
 def test_what_orjson_refuses_and_json_allows_is_read_the_same() -> None:
     for text in ('{"n": 123456789012345678901234567890}', "[NaN, Infinity, 1e400]", '["\\ud800"]'):
         assert repr(loads(text)) == repr(json.loads(text))
+    # A long integer among other characters, a lone surrogate in text given as str.
+    for text in (r'["\u00e9t\u00e9", 123456789012345678901]', r'["\ud800", -12345678901234567890]'):
+        assert repr(loads(text)) == repr(loads(text.encode())) == repr(json.loads(text))
+    assert loads('["été", 99999999999999999999999]') == ["été", 99999999999999999999999]
+    assert loads('["\ud800", 99999999999999999999999]') == ["\ud800", 99999999999999999999999]
     assert loads('{"a": 1, "a": 2}') == {"a": 2}  # the last duplicate counts, as in json
     assert loads('{"a": [1]}'.encode("utf-16")) == {"a": [1]}
 

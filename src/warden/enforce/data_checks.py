@@ -28,7 +28,7 @@ def request_document(incoming: Incoming) -> Any:
     kind = (incoming.header(b"content-type") or "").lower()
     if "json" in kind:
         try:
-            return untrusted_json.loads(incoming.body)
+            return incoming.body_json()
         except ValueError:
             pass
     return [incoming.body.decode("utf-8", errors="replace")]

@@ -4,9 +4,10 @@ cross, refusals as recorded denials, and the short answers a refused caller gets
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from warden import untrusted_json
 from warden.clock import utcnow
 from warden.identity.verifier import VerifiedCredential
 from warden.policy.model import Decision, DecisionRequest, Reason, Resource, new_decision_id
@@ -80,6 +81,21 @@ class Incoming:
     records: int = 0
     classes: tuple[str, ...] = ()
     blocked: str = ""
+    # The body read as JSON (or why it is not), once for every step that reads it.
+    _document: Any = field(default=None, init=False, repr=False, compare=False)
+    _read: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def body_json(self) -> Any:
+        """The body as JSON, parsed once however many steps ask; ValueError if it is not."""
+        if not self._read:
+            try:
+                self._document = untrusted_json.loads(self.body)
+            except ValueError as exc:
+                self._document = exc
+            self._read = True
+        if isinstance(self._document, ValueError):
+            raise ValueError(str(self._document))
+        return self._document
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.headers:

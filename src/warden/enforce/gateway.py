@@ -236,7 +236,11 @@ class Gateway:
     def _describe(self, route: Route, incoming: Incoming) -> DecisionRequest:
         try:
             args = extract_args(
-                route, incoming.query, incoming.body, incoming.header(b"content-type") or ""
+                route,
+                incoming.query,
+                incoming.body,
+                incoming.header(b"content-type") or "",
+                incoming.body_json,  # parsed once: outbound DLP reads the same document
             )
         except AmbiguousRequest as exc:
             raise Refused(400, "ambiguous_request", exc.message) from exc

@@ -9,6 +9,7 @@ upstream will serve. An unknown route is denied.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,10 +106,15 @@ class RouteTable:
 
 
 def extract_args(
-    route: Route, query: bytes, body: bytes | None, content_type: str
+    route: Route,
+    query: bytes,
+    body: bytes | None,
+    content_type: str,
+    read_json: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """The query and JSON body fields the route names, for the decision context. Duplicate
-    query parameters are refused: the policy must see the one value the upstream will use."""
+    query parameters are refused: the policy must see the one value the upstream will use.
+    ``read_json``: the body's JSON as another step reads it too (default: parsed here)."""
     args: dict[str, Any] = {}
     if route.query_args and query:
         pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, strict_parsing=False)
@@ -123,7 +129,7 @@ def extract_args(
         if not content_type.startswith("application/json"):
             raise AmbiguousRequest("this route reads JSON bodies only")
         try:
-            document = untrusted_json.loads(body)
+            document = read_json() if read_json is not None else untrusted_json.loads(body)
         except ValueError as exc:
             raise AmbiguousRequest("the body is not JSON") from exc
         if isinstance(document, dict):

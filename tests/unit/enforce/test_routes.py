@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from warden.enforce.exchange import Incoming
 from warden.enforce.routes import AmbiguousRequest, extract_args, parse_routes
 from warden.errors import ConfigError
 
@@ -90,6 +91,19 @@ def test_args_reach_the_policy() -> None:
         extract_args(route, b"amount=1", b'{"amount": 2}', "application/json")
     with pytest.raises(AmbiguousRequest, match="JSON"):
         extract_args(route, b"", b"amount=5", "application/x-www-form-urlencoded")
+
+
+def test_the_body_is_parsed_once_for_the_args_and_outbound_checks() -> None:
+    route = ROUTES.routes[0]
+    body = b'{"amount": 120, "items": [{"sku": "a"}]}'
+    incoming = Incoming("POST", b"/ledger/pay", b"", [], body, "gw", "127.0.0.1")
+    args = extract_args(route, b"", body, "application/json", incoming.body_json)
+    assert args == {"amount": 120}
+    assert incoming.body_json() is incoming.body_json()  # one document, not two parses
+    broken = Incoming("POST", b"/ledger/pay", b"", [], b'{"amount": ', "gw", "127.0.0.1")
+    for _ in range(2):  # refused every time it is asked, not only the first
+        with pytest.raises(AmbiguousRequest, match="JSON"):
+            extract_args(route, b"", broken.body, "application/json", broken.body_json)
 
 
 @pytest.mark.parametrize(
